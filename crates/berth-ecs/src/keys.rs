@@ -1,0 +1,73 @@
+//! Where each ECS resource lives in the store. Every key starts with
+//! `ecs/{account}/{region}/`, so each region of each account is its own
+//! namespace, as in AWS.
+
+use crate::context::RequestContext;
+
+pub struct Keys {
+    root: String,
+}
+
+impl Keys {
+    pub fn for_request(ctx: &RequestContext) -> Keys {
+        Keys { root: format!("ecs/{}/{}/", ctx.account, ctx.region) }
+    }
+
+    pub fn clusters(&self) -> String {
+        format!("{}clusters/", self.root)
+    }
+    pub fn cluster(&self, name: &str) -> String {
+        format!("{}clusters/{name}", self.root)
+    }
+    pub fn capacity_providers(&self) -> String {
+        format!("{}capacity-providers/", self.root)
+    }
+    pub fn capacity_provider(&self, name: &str) -> String {
+        format!("{}capacity-providers/{name}", self.root)
+    }
+    pub fn task_definition_families(&self) -> String {
+        format!("{}task-definition-families/", self.root)
+    }
+    pub fn task_definition_family(&self, family: &str) -> String {
+        format!("{}task-definition-families/{family}", self.root)
+    }
+    pub fn task_definitions(&self) -> String {
+        format!("{}task-definitions/", self.root)
+    }
+    pub fn task_definitions_of(&self, family: &str) -> String {
+        format!("{}task-definitions/{family}/", self.root)
+    }
+    /// Revisions are zero-padded so that key order is revision order.
+    pub fn task_definition(&self, family: &str, revision: u32) -> String {
+        format!("{}task-definitions/{family}/{revision:010}", self.root)
+    }
+    /// Tags live beside, not inside, the resource they tag, keyed by its ARN.
+    pub fn tags(&self, arn: &str) -> String {
+        format!("{}tags/{arn}", self.root)
+    }
+    pub fn container_instances_of(&self, cluster: &str) -> String {
+        format!("{}container-instances/{cluster}/", self.root)
+    }
+    pub fn container_instance(&self, cluster: &str, id: &str) -> String {
+        format!("{}container-instances/{cluster}/{id}", self.root)
+    }
+    pub fn attributes_of(&self, cluster: &str) -> String {
+        format!("{}attributes/{cluster}/", self.root)
+    }
+    pub fn attributes(&self, cluster: &str, target_type: &str, target_id: &str) -> String {
+        format!("{}attributes/{cluster}/{target_type}/{target_id}", self.root)
+    }
+    pub fn services_of(&self, cluster: &str) -> String {
+        format!("{}services/{cluster}/", self.root)
+    }
+    pub fn tasks_of(&self, cluster: &str) -> String {
+        format!("{}tasks/{cluster}/", self.root)
+    }
+    pub fn account_settings(&self) -> String {
+        format!("{}account-settings/", self.root)
+    }
+    /// `principal` is an ARN or `default` for the account default.
+    pub fn account_setting(&self, principal: &str, name: &str) -> String {
+        format!("{}account-settings/{principal}/{name}", self.root)
+    }
+}

@@ -1,0 +1,319 @@
+//! One request's way through the server: body limit, authentication,
+//! routing, and rendering in the caller's protocol.
+//!
+//! JSON protocols are routed by `X-Amz-Target`; the query protocol
+//! (`Action=...` form bodies) by the SigV4 signing name. Every response is a
+//! complete body (no chunking), so hyper writes it in one piece.
+
+use crate::credentials::AccountIdentity;
+use crate::sts;
+use berth_arn::Region;
+use berth_clock::Clock;
+use berth_ecs::{Ecs, RequestContext};
+use berth_sigv4::{RequestParts, SigV4Error};
+use berth_wire::target::{JsonService, Target};
+use berth_wire::{ServiceError, json, new_request_id, query};
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// 10 MiB: well above any ECS request (task definitions are capped at 64 KiB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+pub struct FrontDoor {
+    identity: AccountIdentity,
+    ecs: Ecs,
+    clock: Arc<dyn Clock>,
+    max_body_bytes: usize,
+}
+
+/// An error produced by the front door itself, before any service ran.
+#[derive(Debug, thiserror::Error)]
+enum DoorError {
+    #[error("Request body exceeds the limit of {0} bytes.")]
+    TooLarge(usize),
+    #[error("Could not read the request body.")]
+    BodyRead,
+    #[error("{0}")]
+    InvalidRegion(String),
+    #[error("Credential should be scoped to correct service: '{0}'. ")]
+    WrongService(&'static str),
+    #[error("Operation {0} is not supported by {1} in this version of Berth.")]
+    ServiceNotServed(String, &'static str),
+    #[error("The action or operation requested is invalid. Verify that the action is typed correctly.")]
+    UnknownTarget,
+    #[error("The action {0} is not valid for this web service.")]
+    InvalidAction(String),
+    #[error("The security token included in the request is invalid.")]
+    UnknownSessionToken,
+}
+
+impl ServiceError for DoorError {
+    fn code(&self) -> &'static str {
+        match self {
+            DoorError::TooLarge(_) => "RequestEntityTooLarge",
+            DoorError::BodyRead => "SerializationException",
+            DoorError::InvalidRegion(_) | DoorError::WrongService(_) => "InvalidSignatureException",
+            DoorError::ServiceNotServed(..) => "UnsupportedOperationException",
+            DoorError::UnknownTarget => "UnknownOperationException",
+            DoorError::InvalidAction(_) => "InvalidAction",
+            DoorError::UnknownSessionToken => "UnrecognizedClientException",
+        }
+    }
+    fn status(&self) -> u16 {
+        match self {
+            DoorError::TooLarge(_) => 413,
+            DoorError::UnknownSessionToken => 403,
+            _ => 400,
+        }
+    }
+}
+
+/// Which wire protocol the caller speaks, so errors come back in it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Protocol {
+    Json,
+    Query,
+}
+
+impl FrontDoor {
+    pub fn new(identity: AccountIdentity, ecs: Ecs, clock: Arc<dyn Clock>, max_body_bytes: usize) -> FrontDoor {
+        FrontDoor { identity, ecs, clock, max_body_bytes }
+    }
+
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: hyper::body::Body<Data = Bytes>,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let started = Instant::now();
+        let request_id = new_request_id();
+        if req.method() == Method::GET && req.uri().path() == "/health" {
+            return respond(StatusCode::OK, "application/json", Bytes::from_static(b"{\"status\":\"ok\"}"), &request_id, started);
+        }
+        let protocol = if req.headers().contains_key("x-amz-target") { Protocol::Json } else { guess_protocol(&req) };
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, self.max_body_bytes).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                let err = if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                    DoorError::TooLarge(self.max_body_bytes)
+                } else {
+                    DoorError::BodyRead
+                };
+                return render_error(protocol, &err, None, &request_id, started);
+            }
+        };
+        let now = self.clock.now();
+        let request = RequestParts {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            headers: &parts.headers,
+            body: &body,
+        };
+        let root_key = self.identity.root_access_key_id.as_str();
+        let root_secret = self.identity.root_secret_access_key.expose();
+        let lookup = |akid: &str| (akid == root_key).then(|| root_secret.to_string());
+        let auth = match berth_sigv4::verify(&request, now, &lookup) {
+            Ok(a) => a,
+            Err(e) => return render_sigv4_error(protocol, &e, &request_id, started),
+        };
+        if auth.session_token.is_some() {
+            // Berth issues no temporary credentials yet, so no token can be valid.
+            return render_error(protocol, &DoorError::UnknownSessionToken, None, &request_id, started);
+        }
+        let region = match Region::try_from(auth.region.clone()) {
+            Ok(r) => r,
+            Err(_) => {
+                let err = DoorError::InvalidRegion(format!(
+                    "Credential should be scoped to a valid region, not '{}'. ",
+                    auth.region
+                ));
+                return render_error(protocol, &err, None, &request_id, started);
+            }
+        };
+        let ctx = RequestContext {
+            account: self.identity.account_id.clone(),
+            region,
+            principal_arn: self.identity.root_arn(),
+            now,
+        };
+        match protocol {
+            Protocol::Json => {
+                let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+                self.handle_json(&ctx, &auth.service, target, &body, &request_id, started).await
+            }
+            Protocol::Query => {
+                let form = if parts.method == Method::GET {
+                    query::parse_form(parts.uri.query().unwrap_or("").as_bytes())
+                } else {
+                    query::parse_form(&body)
+                };
+                self.handle_query(&ctx, &auth.service, &form, &request_id, started)
+            }
+        }
+    }
+
+    async fn handle_json(
+        &self,
+        ctx: &RequestContext,
+        signing_service: &str,
+        target: &str,
+        body: &[u8],
+        request_id: &str,
+        started: Instant,
+    ) -> Response<Full<Bytes>> {
+        let (service, operation) = match berth_wire::target::parse(target) {
+            Some(Target::Known { service, operation }) => (service, operation),
+            _ => return render_error(Protocol::Json, &DoorError::UnknownTarget, None, request_id, started),
+        };
+        if signing_service != service.name() {
+            return render_error(Protocol::Json, &DoorError::WrongService(service.name()), None, request_id, started);
+        }
+        let input = match json::parse_body(body) {
+            Ok(i) => i,
+            Err(e) => return render_error(Protocol::Json, &e, Some(operation), request_id, started),
+        };
+        match service {
+            JsonService::Ecs => match self.ecs.handle(ctx, operation, input).await {
+                Ok(value) => {
+                    tracing::debug!(operation, request_id, "ok");
+                    // Serialising a serde_json::Value cannot fail.
+                    let bytes = serde_json::to_vec(&value).unwrap_or_default();
+                    respond(StatusCode::OK, json::CONTENT_TYPE_1_1, Bytes::from(bytes), request_id, started)
+                }
+                Err(e) => render_error(Protocol::Json, &e, Some(operation), request_id, started),
+            },
+            other => render_error(
+                Protocol::Json,
+                &DoorError::ServiceNotServed(operation.to_string(), other.name()),
+                Some(operation),
+                request_id,
+                started,
+            ),
+        }
+    }
+
+    fn handle_query(
+        &self,
+        ctx: &RequestContext,
+        signing_service: &str,
+        form: &[(String, String)],
+        request_id: &str,
+        started: Instant,
+    ) -> Response<Full<Bytes>> {
+        let action = form.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.as_str()).unwrap_or("");
+        let result = match (signing_service, action) {
+            ("sts", "GetCallerIdentity") => Ok(sts::get_caller_identity(ctx, request_id)),
+            ("iam" | "sts" | "elasticloadbalancing" | "ec2" | "monitoring", a) if !a.is_empty() => {
+                Err(DoorError::ServiceNotServed(a.to_string(), static_service_name(signing_service)))
+            }
+            _ => Err(DoorError::InvalidAction(action.to_string())),
+        };
+        match result {
+            Ok(xml) => respond(StatusCode::OK, "text/xml", Bytes::from(xml), request_id, started),
+            Err(e) => render_error(Protocol::Query, &e, Some(action), request_id, started),
+        }
+    }
+}
+
+fn static_service_name(s: &str) -> &'static str {
+    match s {
+        "iam" => "iam",
+        "sts" => "sts",
+        "elasticloadbalancing" => "elasticloadbalancing",
+        "ec2" => "ec2",
+        _ => "monitoring",
+    }
+}
+
+/// Without `X-Amz-Target`, a form body or an `Action` query parameter means
+/// the query protocol; anything else is answered as JSON.
+fn guess_protocol<B>(req: &Request<B>) -> Protocol {
+    let form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+    let action_in_query = req.uri().query().is_some_and(|q| q.split('&').any(|p| p.starts_with("Action=")));
+    if form || action_in_query { Protocol::Query } else { Protocol::Json }
+}
+
+fn render_sigv4_error(protocol: Protocol, e: &SigV4Error, request_id: &str, started: Instant) -> Response<Full<Bytes>> {
+    tracing::debug!(code = e.json_code(), request_id, "authentication failed");
+    match protocol {
+        Protocol::Json => {
+            let (status, body) = json::render_error(e);
+            respond(status_of(status), json::CONTENT_TYPE_1_1, Bytes::from(body), request_id, started)
+        }
+        Protocol::Query => {
+            let xml = query::error_xml(e.query_code(), &e.to_string(), true, request_id);
+            respond(status_of(e.query_status()), "text/xml", Bytes::from(xml), request_id, started)
+        }
+    }
+}
+
+fn render_error(
+    protocol: Protocol,
+    e: &dyn ServiceError,
+    operation: Option<&str>,
+    request_id: &str,
+    started: Instant,
+) -> Response<Full<Bytes>> {
+    if e.status() >= 500 {
+        tracing::warn!(code = e.code(), operation, request_id, "server fault");
+    } else {
+        tracing::debug!(code = e.code(), operation, request_id, "client error");
+    }
+    match protocol {
+        Protocol::Json => {
+            let (status, body) = json::render_error(e);
+            let mut resp = respond(status_of(status), json::CONTENT_TYPE_1_1, Bytes::from(body), request_id, started);
+            if let Ok(v) = HeaderValue::from_str(e.code()) {
+                resp.headers_mut().insert("x-amzn-errortype", v);
+            }
+            resp
+        }
+        Protocol::Query => {
+            let (status, xml) = query::render_error(e, request_id);
+            respond(status_of(status), "text/xml", Bytes::from(xml), request_id, started)
+        }
+    }
+}
+
+fn status_of(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// A complete response with the AWS request id and the server-side time
+/// (`Server-Timing`, read by the benchmark).
+fn respond(status: StatusCode, content_type: &'static str, body: Bytes, request_id: &str, started: Instant) -> Response<Full<Bytes>> {
+    let micros = started.elapsed().as_micros();
+    let mut resp = Response::new(Full::new(body));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("app;dur={}.{:03}", micros / 1000, micros % 1000)) {
+        h.insert("server-timing", v);
+    }
+    resp
+}
+
+/// The response for a request whose handler panicked: a server fault in the
+/// caller's protocol, never a dropped connection.
+pub fn internal_error(json_protocol: bool) -> Response<Full<Bytes>> {
+    let request_id = new_request_id();
+    let message = "The server encountered an internal error. Try again later.";
+    let (ct, body) = if json_protocol {
+        (json::CONTENT_TYPE_1_1, json::error_body("ServerException", message))
+    } else {
+        ("text/xml", query::error_xml("InternalFailure", message, false, &request_id).into_bytes())
+    };
+    respond(StatusCode::INTERNAL_SERVER_ERROR, ct, Bytes::from(body), &request_id, Instant::now())
+}

@@ -1,0 +1,18 @@
+//! The Berth server: one HTTP listener for every AWS-compatible API.
+//!
+//! * [`credentials`]: the account id and root credentials, created on first
+//!   start and kept 0600 in the data dir (or taken from the environment).
+//! * [`front_door`]: one request's path: body limit, SigV4, routing by
+//!   `X-Amz-Target` (JSON protocols) or signing name (query protocol), and
+//!   rendering of results and errors in the caller's protocol.
+//! * [`listener`]: the accept loop (TCP_NODELAY, HTTP/1.1 keep-alive,
+//!   graceful shutdown).
+
+pub mod credentials;
+pub mod front_door;
+pub mod listener;
+mod sts;
+
+pub use credentials::{AccountIdentity, CredentialError};
+pub use front_door::FrontDoor;
+pub use listener::serve;

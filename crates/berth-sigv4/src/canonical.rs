@@ -9,7 +9,11 @@ use sha2::{Digest, Sha256};
 use crate::{ALGORITHM, Scope, TERMINATOR};
 
 /// Everything but AWS's unreserved characters (`A-Z a-z 0-9 - _ . ~`) is encoded.
-const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 /// AWS `UriEncode`: every byte outside the unreserved set becomes `%XX` (upper-case hex).
 pub(crate) fn uri_encode(bytes: &[u8]) -> String {
@@ -29,7 +33,8 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     // HMAC accepts keys of any length (long keys are hashed, short ones padded),
     // so `new_from_slice` cannot fail for `Hmac<Sha256>`.
     #[allow(clippy::expect_used)]
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(data);
     mac.finalize().into_bytes().into()
 }
@@ -49,11 +54,19 @@ pub(crate) fn signing_key(secret: &str, scope: &Scope) -> [u8; 32] {
 
 /// `date/region/service/aws4_request`.
 pub(crate) fn scope_string(scope: &Scope) -> String {
-    format!("{}/{}/{}/{TERMINATOR}", scope.date, scope.region, scope.service)
+    format!(
+        "{}/{}/{}/{TERMINATOR}",
+        scope.date, scope.region, scope.service
+    )
 }
 
 /// Hex signature of the canonical request under `key`.
-pub(crate) fn signature(key: &[u8; 32], amz_date: &str, scope: &str, canonical_request: &[u8]) -> String {
+pub(crate) fn signature(
+    key: &[u8; 32],
+    amz_date: &str,
+    scope: &str,
+    canonical_request: &[u8],
+) -> String {
     let string_to_sign = format!(
         "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
         sha256_hex(canonical_request)
@@ -76,14 +89,21 @@ fn normalize_path(path: &str) -> String {
         }
     }
     let first = if path.starts_with('/') { "/" } else { "" };
-    let last = if path.ends_with('/') && !out.is_empty() { "/" } else { "" };
+    let last = if path.ends_with('/') && !out.is_empty() {
+        "/"
+    } else {
+        ""
+    };
     format!("{first}{}{last}", out.join("/"))
 }
 
 /// Encodes each `/`-separated segment of the raw (already percent-encoded)
 /// path once more: `%20` becomes `%2520`, `:` becomes `%3A`, `/` stays.
 fn encode_path(path: &str) -> String {
-    path.split('/').map(|seg| uri_encode(seg.as_bytes())).collect::<Vec<_>>().join("/")
+    path.split('/')
+        .map(|seg| uri_encode(seg.as_bytes()))
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Canonical URI candidates for the raw wire path: the normalised form every
@@ -157,8 +177,14 @@ pub(crate) fn canonical_queries(raw_query: &str, exclude_signature: bool) -> Vec
 
 /// AWS `Trimall`: strip leading/trailing spaces and tabs, collapse runs of spaces.
 fn trim_all(value: &[u8], out: &mut Vec<u8>) {
-    let start = value.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(value.len());
-    let end = value.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |i| i + 1);
+    let start = value
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(value.len());
+    let end = value
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(start, |i| i + 1);
     let mut prev_space = false;
     for &b in &value[start..end] {
         if b == b' ' {
@@ -207,7 +233,16 @@ pub(crate) fn canonical_request(
     let mut out = Vec::with_capacity(
         method.len() + uri.len() + query.len() + headers.len() + signed_headers.len() + 72,
     );
-    for part in [method.as_bytes(), b"\n", uri.as_bytes(), b"\n", query.as_bytes(), b"\n", headers, b"\n"] {
+    for part in [
+        method.as_bytes(),
+        b"\n",
+        uri.as_bytes(),
+        b"\n",
+        query.as_bytes(),
+        b"\n",
+        headers,
+        b"\n",
+    ] {
         out.extend_from_slice(part);
     }
     out.extend_from_slice(signed_headers.as_bytes());
@@ -224,8 +259,14 @@ mod tests {
     fn paths() {
         assert_eq!(canonical_uris(""), vec!["/"]);
         assert_eq!(canonical_uris("/"), vec!["/"]);
-        assert_eq!(canonical_uris("/example%20space/"), vec!["/example%2520space/"]);
-        assert_eq!(canonical_uris("/a/./b/../c//d/"), vec!["/a/c/d/", "/a/./b/../c//d/"]);
+        assert_eq!(
+            canonical_uris("/example%20space/"),
+            vec!["/example%2520space/"]
+        );
+        assert_eq!(
+            canonical_uris("/a/./b/../c//d/"),
+            vec!["/a/c/d/", "/a/./b/../c//d/"]
+        );
         assert_eq!(canonical_uris("/.."), vec!["/", "/.."]);
         assert_eq!(canonical_uris("/:@!$*"), vec!["/%3A%40%21%24%2A"]);
         assert_eq!(canonical_uris("/%E1%88%B4"), vec!["/%25E1%2588%25B4"]);
@@ -234,12 +275,24 @@ mod tests {
     #[test]
     fn queries() {
         assert_eq!(canonical_query("", false), "");
-        assert_eq!(canonical_query("Param2=value2&Param1=value1", false), "Param1=value1&Param2=value2");
-        assert_eq!(canonical_query("Param1=value2&Param1=Value1", false), "Param1=Value1&Param1=value2");
+        assert_eq!(
+            canonical_query("Param2=value2&Param1=value1", false),
+            "Param1=value1&Param2=value2"
+        );
+        assert_eq!(
+            canonical_query("Param1=value2&Param1=Value1", false),
+            "Param1=Value1&Param1=value2"
+        );
         assert_eq!(canonical_query("a=b+c&x&&y=", false), "a=b%2Bc&x=&y=");
-        assert_eq!(canonical_query("%7e=%2f%20&-_.~=ok", false), "-_.~=ok&~=%2F%20");
+        assert_eq!(
+            canonical_query("%7e=%2f%20&-_.~=ok", false),
+            "-_.~=ok&~=%2F%20"
+        );
         assert_eq!(canonical_query("X-Amz-Signature=abc&b=1", true), "b=1");
-        assert_eq!(canonical_query("X-Amz-Signature=abc&b=1", false), "X-Amz-Signature=abc&b=1");
+        assert_eq!(
+            canonical_query("X-Amz-Signature=abc&b=1", false),
+            "X-Amz-Signature=abc&b=1"
+        );
         assert_eq!(canonical_queries("a=b+c", false), vec!["a=b%2Bc", "a=b+c"]);
         assert_eq!(canonical_queries("a=b%20c", false), vec!["a=b%20c"]);
     }
@@ -253,7 +306,11 @@ mod tests {
         h.append("x-multi", "one".parse().unwrap());
         h.append("x-multi", "two  too".parse().unwrap());
         assert_eq!(
-            String::from_utf8(canonical_headers(&h, "host;my-header1;my-header2;x-multi;absent;Bad Name")).unwrap(),
+            String::from_utf8(canonical_headers(
+                &h,
+                "host;my-header1;my-header2;x-multi;absent;Bad Name"
+            ))
+            .unwrap(),
             "host:example.com\nmy-header1:a b c\nmy-header2:\"a b c\"\nx-multi:one,two too\nabsent:\nBad Name:\n"
         );
     }

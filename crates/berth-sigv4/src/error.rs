@@ -51,7 +51,9 @@ pub enum SigV4Error {
     },
 
     /// The signing time is more than 15 minutes after `now`.
-    #[error("Signature not yet current: {signed_at} is still later than {latest} ({now} + 15 min.)")]
+    #[error(
+        "Signature not yet current: {signed_at} is still later than {latest} ({now} + 15 min.)"
+    )]
     SignatureNotYetCurrent {
         /// The request's signing time, ISO-8601 basic.
         signed_at: String,
@@ -125,7 +127,9 @@ impl SigV4Error {
     pub fn is_time_window(&self) -> bool {
         matches!(
             self,
-            Self::SignatureExpired { .. } | Self::SignatureNotYetCurrent { .. } | Self::RequestExpired { .. }
+            Self::SignatureExpired { .. }
+                | Self::SignatureNotYetCurrent { .. }
+                | Self::RequestExpired { .. }
         )
     }
 }

@@ -81,7 +81,10 @@ impl fmt::Debug for RequestParts<'_> {
             .field("method", &self.method)
             .field("path", &self.path)
             .field("query_len", &self.query.len())
-            .field("header_names", &self.headers.keys().map(|k| k.as_str()).collect::<Vec<_>>())
+            .field(
+                "header_names",
+                &self.headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            )
             .field("body_len", &self.body.len())
             .finish()
     }
@@ -123,7 +126,10 @@ impl fmt::Debug for Authenticated {
             .field("access_key_id", &self.access_key_id)
             .field("region", &self.region)
             .field("service", &self.service)
-            .field("session_token", &self.session_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "session_token",
+                &self.session_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("signed_at", &self.signed_at)
             .finish()
     }
@@ -193,8 +199,7 @@ pub fn verify(
         return Err(SigV4Error::SignatureDoesNotMatch);
     }
 
-    let signed_at = time::system_time(claim.signed_at)
-        .ok_or_else(|| bad_date(&claim.amz_date))?;
+    let signed_at = time::system_time(claim.signed_at).ok_or_else(|| bad_date(&claim.amz_date))?;
     Ok(Authenticated {
         access_key_id: claim.scope.access_key_id,
         region: claim.scope.region,
@@ -254,7 +259,9 @@ impl QueryParams {
         match self.0.iter().find(|(k, _)| k == name.as_bytes()) {
             None => Ok(None),
             Some((_, v)) => String::from_utf8(v.clone()).map(Some).map_err(|_| {
-                SigV4Error::IncompleteSignature(format!("Query parameter '{name}' is not valid UTF-8."))
+                SigV4Error::IncompleteSignature(format!(
+                    "Query parameter '{name}' is not valid UTF-8."
+                ))
             }),
         }
     }
@@ -265,7 +272,10 @@ fn detect<'a>(req: &RequestParts<'a>) -> Result<Form<'a>, SigV4Error> {
         return Ok(Form::Header(auth.as_bytes()));
     }
     let params = QueryParams::parse(req.query);
-    if [Q_ALGORITHM, Q_CREDENTIAL, Q_SIGNATURE].iter().any(|n| params.has(n)) {
+    if [Q_ALGORITHM, Q_CREDENTIAL, Q_SIGNATURE]
+        .iter()
+        .any(|n| params.has(n))
+    {
         return Ok(Form::Presigned(params));
     }
     Err(SigV4Error::MissingAuthenticationToken)
@@ -297,7 +307,11 @@ impl AuthorizationHeader<'_> {
             s.push_str(if i == 0 { " " } else { ", " });
             s.push_str(k);
             s.push('=');
-            s.push_str(if k.eq_ignore_ascii_case("signature") { "<redacted>" } else { v });
+            s.push_str(if k.eq_ignore_ascii_case("signature") {
+                "<redacted>"
+            } else {
+                v
+            });
         }
         sanitize(&s, 512)
     }
@@ -359,16 +373,26 @@ fn parse_header_claim(req: &RequestParts, raw_auth: &[u8]) -> Result<Claim, SigV
         ("Signature", auth.signature.is_some()),
     ] {
         if !present {
-            missing.push_str(&format!("Authorization header requires '{name}' parameter. "));
+            missing.push_str(&format!(
+                "Authorization header requires '{name}' parameter. "
+            ));
         }
     }
     if date_header.is_none() {
-        missing.push_str("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. ");
+        missing.push_str(
+            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. ",
+        );
     }
-    let (Some(credential), Some(signed_headers), Some(signature), Some((date_value, date_label))) =
-        (auth.credential, auth.signed_headers, auth.signature, date_header)
-    else {
-        return Err(SigV4Error::IncompleteSignature(format!("{missing}Authorization={}", auth.echo())));
+    let (Some(credential), Some(signed_headers), Some(signature), Some((date_value, date_label))) = (
+        auth.credential,
+        auth.signed_headers,
+        auth.signature,
+        date_header,
+    ) else {
+        return Err(SigV4Error::IncompleteSignature(format!(
+            "{missing}Authorization={}",
+            auth.echo()
+        )));
     };
 
     let scope = parse_credential(credential)?;
@@ -441,8 +465,21 @@ fn parse_presigned_claim(req: &RequestParts, params: &QueryParams) -> Result<Cla
     .filter(|(_, present)| !present)
     .map(|(n, _)| n)
     .collect();
-    let (Some(algorithm), Some(credential), Some(date), Some(expires), Some(signed_headers), Some(signature)) =
-        (algorithm, credential, date, expires, signed_headers, signature)
+    let (
+        Some(algorithm),
+        Some(credential),
+        Some(date),
+        Some(expires),
+        Some(signed_headers),
+        Some(signature),
+    ) = (
+        algorithm,
+        credential,
+        date,
+        expires,
+        signed_headers,
+        signature,
+    )
     else {
         return Err(missing_query_params(&missing));
     };
@@ -462,7 +499,11 @@ fn parse_presigned_claim(req: &RequestParts, params: &QueryParams) -> Result<Cla
 
     let session_token = match params.get(Q_SECURITY_TOKEN)? {
         Some(t) => Some(t),
-        None => req.headers.get(X_AMZ_SECURITY_TOKEN).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        None => req
+            .headers
+            .get(X_AMZ_SECURITY_TOKEN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     };
 
     Ok(Claim {
@@ -561,10 +602,17 @@ fn check_scope_date(scope: &Scope, amz_date: &str, from: &str) -> Result<(), Sig
 }
 
 fn require_host(signed_headers: &str, presigned: bool) -> Result<(), SigV4Error> {
-    if signed_headers.split(';').any(|h| h.eq_ignore_ascii_case("host")) {
+    if signed_headers
+        .split(';')
+        .any(|h| h.eq_ignore_ascii_case("host"))
+    {
         return Ok(());
     }
-    let place = if presigned { "X-Amz-SignedHeaders" } else { "AWS Authorization" };
+    let place = if presigned {
+        "X-Amz-SignedHeaders"
+    } else {
+        "AWS Authorization"
+    };
     Err(SigV4Error::IncompleteSignature(format!(
         "'Host' or ':authority' must be a 'SignedHeader' in the {place}."
     )))
@@ -581,18 +629,22 @@ fn check_time_window(claim: &Claim, now: i64) -> Result<(), SigV4Error> {
         });
     }
     match claim.presigned_expires {
-        None if signed < now.saturating_sub(MAX_CLOCK_SKEW_SECS) => Err(SigV4Error::SignatureExpired {
-            signed_at: fmt(signed),
-            earliest: fmt(now.saturating_sub(MAX_CLOCK_SKEW_SECS)),
-            now: fmt(now),
-        }),
+        None if signed < now.saturating_sub(MAX_CLOCK_SKEW_SECS) => {
+            Err(SigV4Error::SignatureExpired {
+                signed_at: fmt(signed),
+                earliest: fmt(now.saturating_sub(MAX_CLOCK_SKEW_SECS)),
+                now: fmt(now),
+            })
+        }
         // `expires` ≤ 604800, so the cast cannot truncate.
-        Some(expires) if now > signed.saturating_add(expires as i64) => Err(SigV4Error::RequestExpired {
-            signed_at: fmt(signed),
-            expires,
-            expired_at: fmt(signed.saturating_add(expires as i64)),
-            now: fmt(now),
-        }),
+        Some(expires) if now > signed.saturating_add(expires as i64) => {
+            Err(SigV4Error::RequestExpired {
+                signed_at: fmt(signed),
+                expires,
+                expired_at: fmt(signed.saturating_add(expires as i64)),
+                now: fmt(now),
+            })
+        }
         _ => Ok(()),
     }
 }
@@ -607,8 +659,10 @@ fn is_sha256_hex(s: &str) -> bool {
 ///   query parameter): `UNSIGNED-PAYLOAD`, or a hex SHA-256 that must match
 ///   the body.
 /// * otherwise, header form: hex SHA-256 of the body;
-/// * otherwise, presigned form: `UNSIGNED-PAYLOAD` (what botocore and
-///   aws-sdk-rust sign) or the body hash (AWS's older documented examples).
+/// * otherwise, presigned form: `UNSIGNED-PAYLOAD` (what aws-sdk-rust and
+///   S3-style presigners sign) or the body hash (what botocore's
+///   `SigV4QueryAuth` signs for non-S3 services, and AWS's documented
+///   examples).
 fn payload_hashes(req: &RequestParts, claim: &Claim) -> Result<Vec<String>, SigV4Error> {
     let declared = match req.headers.get(X_AMZ_CONTENT_SHA256) {
         Some(v) => Some(String::from_utf8_lossy(v.as_bytes()).trim().to_owned()),
@@ -622,7 +676,8 @@ fn payload_hashes(req: &RequestParts, claim: &Claim) -> Result<Vec<String>, SigV
                 Ok(vec![v])
             } else {
                 Err(SigV4Error::InvalidSignature(
-                    "The provided 'x-amz-content-sha256' header does not match what was computed.".to_owned(),
+                    "The provided 'x-amz-content-sha256' header does not match what was computed."
+                        .to_owned(),
                 ))
             }
         }
@@ -630,7 +685,9 @@ fn payload_hashes(req: &RequestParts, claim: &Claim) -> Result<Vec<String>, SigV
             "x-amz-content-sha256 must be UNSIGNED-PAYLOAD or a SHA-256 hex digest, got '{}'.",
             sanitize(&v, 64)
         ))),
-        None if claim.presigned_expires.is_some() => Ok(vec![UNSIGNED_PAYLOAD.to_owned(), body_hash]),
+        None if claim.presigned_expires.is_some() => {
+            Ok(vec![UNSIGNED_PAYLOAD.to_owned(), body_hash])
+        }
         None => Ok(vec![body_hash]),
     }
 }
@@ -638,8 +695,11 @@ fn payload_hashes(req: &RequestParts, claim: &Claim) -> Result<Vec<String>, SigV
 /// Makes client-supplied text safe to echo: control characters become `?`,
 /// and the result is cut to `max` characters.
 fn sanitize(s: &str, max: usize) -> String {
-    let mut out: String =
-        s.chars().take(max).map(|c| if c.is_control() { '?' } else { c }).collect();
+    let mut out: String = s
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
     if s.chars().nth(max).is_some() {
         out.push_str("...");
     }

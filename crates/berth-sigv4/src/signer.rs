@@ -67,7 +67,11 @@ impl SigningParams<'_> {
 
     /// `AKID/YYYYMMDD/region/service/aws4_request`.
     pub fn credential(&self) -> String {
-        format!("{}/{}", self.credentials.access_key_id, canonical::scope_string(&self.scope()))
+        format!(
+            "{}/{}",
+            self.credentials.access_key_id,
+            canonical::scope_string(&self.scope())
+        )
     }
 }
 
@@ -88,6 +92,7 @@ pub enum SignError {
 /// will appear in `SignedHeaders`; `headers` must hold them (including the
 /// `x-amz-date` matching `params.time` for the header form). With
 /// `presigned`, `X-Amz-Signature` is left out of the canonical query.
+#[allow(clippy::too_many_arguments)]
 pub fn signature(
     method: &str,
     path: &str,
@@ -109,7 +114,12 @@ pub fn signature(
         payload_hash,
     );
     let key = canonical::signing_key(params.credentials.secret_access_key, &scope);
-    canonical::signature(&key, &params.amz_date(), &canonical::scope_string(&scope), &creq)
+    canonical::signature(
+        &key,
+        &params.amz_date(),
+        &canonical::scope_string(&scope),
+        &creq,
+    )
 }
 
 /// Signs a request in the `Authorization` header form, like an AWS SDK:
@@ -131,12 +141,14 @@ pub fn sign(
     let amz_date = params.amz_date();
     headers.insert(
         "x-amz-date",
-        HeaderValue::from_str(&amz_date).map_err(|_| SignError::InvalidHeaderValue("x-amz-date"))?,
+        HeaderValue::from_str(&amz_date)
+            .map_err(|_| SignError::InvalidHeaderValue("x-amz-date"))?,
     );
     if let Some(token) = params.credentials.session_token {
         headers.insert(
             "x-amz-security-token",
-            HeaderValue::from_str(token).map_err(|_| SignError::InvalidHeaderValue("x-amz-security-token"))?,
+            HeaderValue::from_str(token)
+                .map_err(|_| SignError::InvalidHeaderValue("x-amz-security-token"))?,
         );
     }
     headers.remove(AUTHORIZATION);
@@ -150,27 +162,42 @@ pub fn sign(
         Some(v) => String::from_utf8_lossy(v.as_bytes()).trim().to_owned(),
         None => canonical::sha256_hex(body),
     };
-    let sig = signature(method, path, query, headers, &signed_headers, &payload_hash, false, params);
+    let sig = signature(
+        method,
+        path,
+        query,
+        headers,
+        &signed_headers,
+        &payload_hash,
+        false,
+        params,
+    );
     let value = format!(
         "{ALGORITHM} Credential={}, SignedHeaders={signed_headers}, Signature={sig}",
         params.credential()
     );
     headers.insert(
         AUTHORIZATION,
-        HeaderValue::from_str(&value).map_err(|_| SignError::InvalidHeaderValue("authorization"))?,
+        HeaderValue::from_str(&value)
+            .map_err(|_| SignError::InvalidHeaderValue("authorization"))?,
     );
     Ok(())
 }
 
 /// Presigns a request: returns the query string (without `?`) to send,
 /// i.e. `query` followed by the `X-Amz-*` parameters and `X-Amz-Signature`.
-/// Only `host` is signed and the payload is `UNSIGNED-PAYLOAD`, as botocore's
-/// `SigV4QueryAuth` does. `expires` is `X-Amz-Expires` in seconds.
+/// Only `host` is signed. `expires` is `X-Amz-Expires` in seconds.
+///
+/// The payload line is `UNSIGNED-PAYLOAD` when `body` is `None` (what
+/// aws-sdk-rust and S3-style presigners do), else the SHA-256 of `body`
+/// (what botocore's `SigV4QueryAuth` does for non-S3 services, with the
+/// empty body for a GET).
 pub fn presign(
     method: &str,
     path: &str,
     query: &str,
     headers: &HeaderMap,
+    body: Option<&[u8]>,
     params: &SigningParams,
     expires: u64,
 ) -> Result<String, SignError> {
@@ -194,7 +221,17 @@ pub fn presign(
     if let Some(token) = params.credentials.session_token {
         add("X-Amz-Security-Token", token);
     }
-    let sig = signature(method, path, &q, headers, "host", UNSIGNED_PAYLOAD, true, params);
+    let payload_hash = body.map_or_else(|| UNSIGNED_PAYLOAD.to_owned(), canonical::sha256_hex);
+    let sig = signature(
+        method,
+        path,
+        &q,
+        headers,
+        "host",
+        &payload_hash,
+        true,
+        params,
+    );
     q.push_str("&X-Amz-Signature=");
     q.push_str(&sig);
     Ok(q)

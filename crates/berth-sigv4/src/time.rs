@@ -164,7 +164,12 @@ mod tests {
         assert_eq!(parse_iso_basic("20150830T123600Z"), Some(1_440_938_160));
         assert_eq!(parse_iso_basic("20261124T044052Z"), Some(1_795_495_252));
         assert_eq!(format_iso_basic(1_795_495_252), "20261124T044052Z");
-        assert_eq!(parse_iso_basic("20240229T235959Z").map(format_iso_basic).as_deref(), Some("20240229T235959Z"));
+        assert_eq!(
+            parse_iso_basic("20240229T235959Z")
+                .map(format_iso_basic)
+                .as_deref(),
+            Some("20240229T235959Z")
+        );
         for bad in [
             "",
             "20150830T123600",
@@ -187,7 +192,10 @@ mod tests {
 
     #[test]
     fn imf_fixdate() {
-        assert_eq!(parse_imf_fixdate("Sun, 30 Aug 2015 12:36:00 GMT"), Some(1_440_938_160));
+        assert_eq!(
+            parse_imf_fixdate("Sun, 30 Aug 2015 12:36:00 GMT"),
+            Some(1_440_938_160)
+        );
         assert_eq!(parse_imf_fixdate("Sun, 30 Aug 2015 12:36:00 UTC"), None);
         assert_eq!(parse_imf_fixdate("Sun, 31 Sep 2015 12:36:00 GMT"), None);
         assert_eq!(parse_imf_fixdate("Sunday, 30-Aug-15 12:36:00 GMT"), None);
@@ -199,7 +207,10 @@ mod tests {
         assert_eq!(unix_secs(UNIX_EPOCH + Duration::from_millis(1500)), 1);
         assert_eq!(unix_secs(UNIX_EPOCH - Duration::from_millis(1500)), -2);
         assert_eq!(system_time(-5).map(unix_secs), Some(-5));
-        assert_eq!(system_time(1_795_495_252).map(unix_secs), Some(1_795_495_252));
+        assert_eq!(
+            system_time(1_795_495_252).map(unix_secs),
+            Some(1_795_495_252)
+        );
         assert_eq!(format_iso_basic(-1), "19691231T235959Z");
     }
 }

@@ -48,6 +48,12 @@ struct Request {
     reply: oneshot::Sender<Result<TxnOutcome, StoreError>>,
 }
 
+/// The durable backend. Cheap to share behind an `Arc`; dropping the last
+/// handle waits for the writer thread to finish the commits queued.
+///
+/// As with any remote store, a `txn` whose future is dropped after it was
+/// queued may still commit; callers that retry after a timeout must use
+/// compares (or re-read) rather than assume it did not happen.
 pub struct RedbStore {
     db: Arc<Database>,
     /// `None` only during drop, to close the channel before joining.
@@ -105,13 +111,14 @@ impl RedbStore {
 impl Drop for RedbStore {
     /// Closing the channel lets the writer finish the batch in hand and
     /// exit; joining it means the file is closed when drop returns, so the
-    /// same path can be reopened at once. The wait is at most one commit.
+    /// same path can be reopened at once. The wait is for the commits
+    /// already queued (left by callers that gave up), usually none or one.
     fn drop(&mut self) {
         self.requests = None;
-        if let Some(writer) = self.writer.take() {
-            if writer.join().is_err() {
-                tracing::error!("berth-store writer thread panicked");
-            }
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            tracing::error!("berth-store writer thread panicked");
         }
     }
 }

@@ -42,25 +42,21 @@ fn durability_writer_child() {
     rt.block_on(async move {
         let store = Arc::new(RedbStore::open(&PathBuf::from(path)).unwrap());
         let next = Arc::new(AtomicU64::new(0));
-        let tasks: Vec<_> = (0..WRITERS)
-            .map(|_| {
-                let (store, next) = (store.clone(), next.clone());
-                tokio::spawn(async move {
-                    loop {
-                        let n = next.fetch_add(1, Ordering::Relaxed);
-                        let txn = Txn::new().expect(key(n), None).put(key(n), value(n));
-                        let outcome = store.txn(txn).await.unwrap();
-                        assert!(matches!(outcome, TxnOutcome::Committed { .. }));
-                        let mut out = std::io::stdout().lock();
-                        writeln!(out, "ack {n} ok").unwrap();
-                        out.flush().unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in tasks {
-            t.await.unwrap();
+        for _ in 0..WRITERS {
+            let (store, next) = (store.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    let txn = Txn::new().expect(key(n), None).put(key(n), value(n));
+                    let outcome = store.txn(txn).await.unwrap();
+                    assert!(matches!(outcome, TxnOutcome::Committed { .. }));
+                    let mut out = std::io::stdout().lock();
+                    writeln!(out, "ack {n} ok").unwrap();
+                    out.flush().unwrap();
+                }
+            });
         }
+        std::future::pending::<()>().await;
     });
 }
 

@@ -442,34 +442,16 @@ pub async fn list(store: &dyn Store, ctx: &RequestContext, body: Map<String, Val
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_store::memory::MemoryStore;
     use berth_wire::ServiceError;
-    use std::sync::Arc;
-    use std::time::{Duration, UNIX_EPOCH};
 
     const ROOT: &str = "arn:aws:iam::123456789012:root";
     const ALICE: &str = "arn:aws:iam::123456789012:user/alice";
     const BOB: &str = "arn:aws:iam::123456789012:user/bob";
 
-    fn store() -> Arc<dyn Store> {
-        Arc::new(MemoryStore::new())
-    }
-
-    fn ctx_as(principal: &str) -> RequestContext {
-        RequestContext {
-            account: "123456789012".parse().unwrap(),
-            region: "us-east-1".parse().unwrap(),
-            principal_arn: principal.into(),
-            now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-        }
-    }
+    use crate::test_support::{body, ctx_as, store};
 
     fn root() -> RequestContext {
         ctx_as(ROOT)
-    }
-
-    fn body(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap()
     }
 
     fn code(r: EcsResult<Value>) -> &'static str {

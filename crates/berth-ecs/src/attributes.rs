@@ -363,22 +363,10 @@ mod tests {
     use berth_store::memory::MemoryStore;
     use berth_wire::ServiceError;
     use std::sync::Arc;
-    use std::time::{Duration, UNIX_EPOCH};
 
     const CI_ARN_PREFIX: &str = "arn:aws:ecs:us-east-1:123456789012:container-instance";
 
-    fn ctx() -> RequestContext {
-        RequestContext {
-            account: "123456789012".parse().unwrap(),
-            region: "us-east-1".parse().unwrap(),
-            principal_arn: "arn:aws:iam::123456789012:root".into(),
-            now: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-        }
-    }
-
-    fn body(v: Value) -> Map<String, Value> {
-        v.as_object().cloned().unwrap()
-    }
+    use crate::test_support::{body, ctx};
 
     fn code(r: EcsResult<Value>) -> &'static str {
         r.unwrap_err().code()

@@ -187,17 +187,13 @@ pub async fn validate_cluster_association(
     strategy: &[StrategyItem],
 ) -> EcsResult<()> {
     let keys = Keys::for_request(ctx);
-    let mut has_fargate = false;
-    let mut has_asg = false;
     for p in providers {
         if BUILT_IN.contains(&p.as_str()) {
-            has_fargate = true;
             continue;
         }
         if load_active(store, &keys, p).await?.is_none() {
             return Err(EcsError::invalid(format!("The specified capacity provider '{p}' does not exist.")));
         }
-        has_asg = true;
         // An Auto Scaling group provider serves one cluster only.
         for (_, other) in repo::load_all::<ClusterRecord>(store, &keys.clusters()).await? {
             if other.name != cluster && other.status == "ACTIVE" && other.capacity_providers.contains(p) {
@@ -223,7 +219,6 @@ pub async fn validate_cluster_association(
             )));
         }
     }
-    let _ = (has_fargate, has_asg);
     Ok(())
 }
 
@@ -494,5 +489,73 @@ mod tests {
         assert!(validate_strategy(&[item("FARGATE", 1001, 0)]).is_err());
         assert!(validate_strategy(&[item("FARGATE", 1, 100_001)]).is_err());
         assert!(validate_strategy(&[item("FARGATE", 1, 0), item("mine", 1, 0)]).is_err());
+    }
+
+    use crate::test_support::{body, code, ctx, store};
+
+    fn asg(name: &str) -> Value {
+        json!({"name": name, "autoScalingGroupProvider": {"autoScalingGroupArn": format!("arn:aws:autoscaling:us-east-1:123456789012:autoScalingGroup:1:autoScalingGroupName/{name}")}})
+    }
+
+    #[tokio::test]
+    async fn create_fills_defaults_and_refuses_duplicates() {
+        let s = store();
+        let out = create(s.as_ref(), &ctx(), body(asg("cp"))).await.unwrap();
+        let cp = &out["capacityProvider"];
+        assert_eq!(cp["capacityProviderArn"], "arn:aws:ecs:us-east-1:123456789012:capacity-provider/cp");
+        assert_eq!(cp["autoScalingGroupProvider"]["managedScaling"]["targetCapacity"], 100);
+        assert_eq!(cp["autoScalingGroupProvider"]["managedTerminationProtection"], "DISABLED");
+        let e = create(s.as_ref(), &ctx(), body(asg("cp"))).await.unwrap_err();
+        assert_eq!(code(&e), "ClientException");
+        let e = create(s.as_ref(), &ctx(), body(asg("fargate-mine"))).await.unwrap_err();
+        assert_eq!(code(&e), "InvalidParameterException");
+        let e = create(s.as_ref(), &ctx(), body(json!({"name": "x"}))).await.unwrap_err();
+        assert_eq!(code(&e), "InvalidParameterException");
+        let mut bad = asg("y");
+        bad["autoScalingGroupProvider"]["managedScaling"] = json!({"targetCapacity": 0});
+        let e = create(s.as_ref(), &ctx(), body(bad)).await.unwrap_err();
+        assert_eq!(code(&e), "InvalidParameterException");
+    }
+
+    #[tokio::test]
+    async fn describe_lists_built_ins_then_pages() {
+        let s = store();
+        for n in ["a1", "a2", "a3"] {
+            create(s.as_ref(), &ctx(), body(asg(n))).await.unwrap();
+        }
+        let first = describe(s.as_ref(), &ctx(), body(json!({"maxResults": 2}))).await.unwrap();
+        let names: Vec<_> = first["capacityProviders"].as_array().unwrap().iter().map(|c| c["name"].clone()).collect();
+        assert_eq!(names, vec![json!("FARGATE"), json!("FARGATE_SPOT")]);
+        let token = first["nextToken"].as_str().unwrap().to_string();
+        let rest = describe(s.as_ref(), &ctx(), body(json!({"maxResults": 10, "nextToken": token}))).await.unwrap();
+        assert_eq!(rest["capacityProviders"].as_array().unwrap().len(), 3);
+        assert!(rest.get("nextToken").is_none());
+        let named = describe(s.as_ref(), &ctx(), body(json!({"capacityProviders": ["a1", "ghost"], "include": ["TAGS"]})))
+            .await
+            .unwrap();
+        assert_eq!(named["capacityProviders"][0]["tags"], json!([]));
+        assert_eq!(named["failures"][0]["reason"], "MISSING");
+    }
+
+    #[tokio::test]
+    async fn update_changes_settings_and_built_ins_are_immutable() {
+        let s = store();
+        create(s.as_ref(), &ctx(), body(asg("u"))).await.unwrap();
+        let out = update(
+            s.as_ref(),
+            &ctx(),
+            body(json!({"name": "u", "autoScalingGroupProvider": {"managedScaling": {"status": "ENABLED", "targetCapacity": 80}, "managedDraining": "DISABLED"}})),
+        )
+        .await
+        .unwrap();
+        let p = &out["capacityProvider"];
+        assert_eq!(p["updateStatus"], "UPDATE_COMPLETE");
+        assert_eq!(p["autoScalingGroupProvider"]["managedScaling"]["targetCapacity"], 80);
+        assert_eq!(p["autoScalingGroupProvider"]["managedScaling"]["instanceWarmupPeriod"], 300);
+        assert_eq!(p["autoScalingGroupProvider"]["managedDraining"], "DISABLED");
+        let e = update(s.as_ref(), &ctx(), body(json!({"name": "FARGATE", "autoScalingGroupProvider": {}}))).await.unwrap_err();
+        assert_eq!(code(&e), "ClientException");
+        let e = delete(s.as_ref(), &ctx(), body(json!({"capacityProvider": "FARGATE_SPOT"}))).await.unwrap_err();
+        assert_eq!(code(&e), "ClientException");
     }
 }

@@ -518,3 +518,259 @@ pub async fn put_capacity_providers(
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{body, code, ctx, store};
+
+    async fn create_named(s: &dyn Store, v: Value) -> EcsResult<Value> {
+        create(s, &ctx(), body(v)).await
+    }
+
+    #[tokio::test]
+    async fn create_is_idempotent_and_defaults_to_default() {
+        let s = store();
+        let first = create_named(s.as_ref(), json!({})).await.unwrap();
+        assert_eq!(first["cluster"]["clusterName"], "default");
+        assert_eq!(first["cluster"]["settings"], json!([{"name": "containerInsights", "value": "disabled"}]));
+        let again = create_named(s.as_ref(), json!({"clusterName": "default", "tags": [{"key": "k", "value": "v"}]}))
+            .await
+            .unwrap();
+        assert_eq!(again["cluster"]["clusterArn"], first["cluster"]["clusterArn"]);
+        // The existing cluster is returned as it is: the second call's tags are not applied.
+        assert_eq!(again["cluster"]["tags"], json!([]));
+    }
+
+    #[tokio::test]
+    async fn invalid_input_is_refused_with_the_right_class() {
+        let s = store();
+        for name in ["", "has space", "a/b", &"x".repeat(256)] {
+            let e = create_named(s.as_ref(), json!({"clusterName": name})).await.unwrap_err();
+            assert_eq!(code(&e), "InvalidParameterException", "{name:?}");
+        }
+        let e = create_named(s.as_ref(), json!({"clusterName": 7})).await.unwrap_err();
+        assert_eq!(code(&e), "SerializationException");
+        let e = create_named(s.as_ref(), json!({"clusterName": "c", "settings": [{"name": "nope", "value": "enabled"}]}))
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "InvalidParameterException");
+        let e = create_named(s.as_ref(), json!({"clusterName": "c", "tags": [{"key": "aws:x", "value": "v"}]}))
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "InvalidParameterException");
+        // Nothing was half-written by the refused calls.
+        let listed = list(s.as_ref(), &ctx(), body(json!({}))).await.unwrap();
+        assert_eq!(listed["clusterArns"], json!([]));
+    }
+
+    #[tokio::test]
+    async fn describe_includes_only_what_is_asked() {
+        let s = store();
+        create_named(
+            s.as_ref(),
+            json!({"clusterName": "c", "tags": [{"key": "team", "value": "a"}],
+                   "configuration": {"executeCommandConfiguration": {"logging": "DEFAULT"}}}),
+        )
+        .await
+        .unwrap();
+        let plain = describe(s.as_ref(), &ctx(), body(json!({"clusters": ["c"]}))).await.unwrap();
+        let c = &plain["clusters"][0];
+        assert_eq!(c["tags"], json!([]));
+        assert_eq!(c["settings"], json!([]));
+        assert_eq!(c["statistics"], json!([]));
+        assert!(c.get("configuration").is_none());
+
+        let all = describe(
+            s.as_ref(),
+            &ctx(),
+            body(json!({"clusters": ["arn:aws:ecs:us-east-1:123456789012:cluster/c"],
+                        "include": ["TAGS", "SETTINGS", "STATISTICS", "CONFIGURATIONS", "ATTACHMENTS"]})),
+        )
+        .await
+        .unwrap();
+        let c = &all["clusters"][0];
+        assert_eq!(c["tags"], json!([{"key": "team", "value": "a"}]));
+        assert_eq!(c["settings"][0]["name"], "containerInsights");
+        assert_eq!(c["statistics"].as_array().unwrap().len(), 8);
+        assert_eq!(c["configuration"]["executeCommandConfiguration"]["logging"], "DEFAULT");
+        assert_eq!(c["attachments"], json!([]));
+
+        let e = describe(s.as_ref(), &ctx(), body(json!({"include": ["EVERYTHING"]}))).await.unwrap_err();
+        assert_eq!(code(&e), "InvalidParameterException");
+    }
+
+    #[tokio::test]
+    async fn describe_reports_missing_clusters_as_failures() {
+        let s = store();
+        let out = describe(
+            s.as_ref(),
+            &ctx(),
+            body(json!({"clusters": ["ghost", "arn:aws:ecs:eu-west-1:123456789012:cluster/elsewhere"]})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out["clusters"], json!([]));
+        assert_eq!(
+            out["failures"],
+            json!([
+                {"arn": "arn:aws:ecs:us-east-1:123456789012:cluster/ghost", "reason": "MISSING"},
+                {"arn": "arn:aws:ecs:eu-west-1:123456789012:cluster/elsewhere", "reason": "MISSING"}
+            ])
+        );
+    }
+
+    #[tokio::test]
+    async fn delete_leaves_an_inactive_record_and_name_can_be_reused() {
+        let s = store();
+        create_named(s.as_ref(), json!({"clusterName": "c", "tags": [{"key": "a", "value": "b"}]})).await.unwrap();
+        let deleted = delete(s.as_ref(), &ctx(), body(json!({"cluster": "c"}))).await.unwrap();
+        assert_eq!(deleted["cluster"]["status"], "INACTIVE");
+        let d = describe(s.as_ref(), &ctx(), body(json!({"clusters": ["c"], "include": ["TAGS"]}))).await.unwrap();
+        assert_eq!(d["clusters"][0]["status"], "INACTIVE");
+        assert_eq!(d["clusters"][0]["tags"], json!([]));
+        assert_eq!(list(s.as_ref(), &ctx(), body(json!({}))).await.unwrap()["clusterArns"], json!([]));
+        let e = delete(s.as_ref(), &ctx(), body(json!({"cluster": "c"}))).await.unwrap_err();
+        assert_eq!(code(&e), "ClusterNotFoundException");
+        let e = update_settings(
+            s.as_ref(),
+            &ctx(),
+            body(json!({"cluster": "c", "settings": [{"name": "containerInsights", "value": "enabled"}]})),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(code(&e), "ClusterNotFoundException");
+        let again = create_named(s.as_ref(), json!({"clusterName": "c"})).await.unwrap();
+        assert_eq!(again["cluster"]["status"], "ACTIVE");
+    }
+
+    #[tokio::test]
+    async fn delete_refuses_clusters_with_instances() {
+        let s = store();
+        create_named(s.as_ref(), json!({"clusterName": "busy"})).await.unwrap();
+        let keys = Keys::for_request(&ctx());
+        let txn = Txn::new().put(keys.container_instance("busy", "i-1"), br#"{"status":"ACTIVE"}"#.to_vec());
+        s.txn(txn).await.unwrap();
+        let e = delete(s.as_ref(), &ctx(), body(json!({"cluster": "busy"}))).await.unwrap_err();
+        assert_eq!(code(&e), "ClusterContainsContainerInstancesException");
+        let d = describe(s.as_ref(), &ctx(), body(json!({"clusters": ["busy"]}))).await.unwrap();
+        assert_eq!(d["clusters"][0]["registeredContainerInstancesCount"], 1);
+    }
+
+    #[tokio::test]
+    async fn list_pages_through_every_cluster_once() {
+        let s = store();
+        for i in 0..7 {
+            create_named(s.as_ref(), json!({"clusterName": format!("c{i}")})).await.unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut req = json!({"maxResults": 3});
+            if let Some(t) = &token {
+                req["nextToken"] = t.clone().into();
+            }
+            let page = list(s.as_ref(), &ctx(), body(req)).await.unwrap();
+            seen.extend(page["clusterArns"].as_array().unwrap().iter().cloned());
+            match page.get("nextToken").and_then(Value::as_str) {
+                Some(t) => token = Some(t.into()),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 7);
+        let e = list(s.as_ref(), &ctx(), body(json!({"maxResults": 101}))).await.unwrap_err();
+        assert_eq!(code(&e), "InvalidParameterException");
+        let e = list(s.as_ref(), &ctx(), body(json!({"nextToken": "garbage"}))).await.unwrap_err();
+        assert_eq!(code(&e), "InvalidParameterException");
+    }
+
+    #[tokio::test]
+    async fn update_merges_settings_and_configuration() {
+        let s = store();
+        create_named(s.as_ref(), json!({"clusterName": "c"})).await.unwrap();
+        let out = update(
+            s.as_ref(),
+            &ctx(),
+            body(json!({"cluster": "c",
+                        "settings": [{"name": "containerInsights", "value": "enhanced"}],
+                        "configuration": {"executeCommandConfiguration": {"logging": "OVERRIDE",
+                            "logConfiguration": {"cloudWatchLogGroupName": "g"}}}})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out["cluster"]["settings"], json!([{"name": "containerInsights", "value": "enhanced"}]));
+        assert_eq!(out["cluster"]["configuration"]["executeCommandConfiguration"]["logging"], "OVERRIDE");
+        let e = update(
+            s.as_ref(),
+            &ctx(),
+            body(json!({"cluster": "c", "configuration": {"executeCommandConfiguration": {"logging": "DEFAULT",
+                "logConfiguration": {"cloudWatchLogGroupName": "g"}}}})),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(code(&e), "InvalidParameterException");
+    }
+
+    async fn create_provider(s: &dyn Store, name: &str) {
+        crate::capacity_providers::create(
+            s,
+            &ctx(),
+            body(json!({"name": name, "autoScalingGroupProvider": {"autoScalingGroupArn": format!("asg-{name}")}})),
+        )
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn capacity_providers_attach_to_one_cluster_only() {
+        let s = store();
+        create_provider(s.as_ref(), "cp1").await;
+        create_named(s.as_ref(), json!({"clusterName": "a"})).await.unwrap();
+        create_named(s.as_ref(), json!({"clusterName": "b"})).await.unwrap();
+        let out = put_capacity_providers(
+            s.as_ref(),
+            &ctx(),
+            body(json!({"cluster": "a", "capacityProviders": ["cp1"],
+                        "defaultCapacityProviderStrategy": [{"capacityProvider": "cp1", "weight": 1, "base": 2}]})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out["cluster"]["capacityProviders"], json!(["cp1"]));
+        assert_eq!(
+            out["cluster"]["defaultCapacityProviderStrategy"],
+            json!([{"capacityProvider": "cp1", "weight": 1, "base": 2}])
+        );
+        let e = put_capacity_providers(
+            s.as_ref(),
+            &ctx(),
+            body(json!({"cluster": "b", "capacityProviders": ["cp1"], "defaultCapacityProviderStrategy": []})),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(code(&e), "InvalidParameterException");
+        let e = put_capacity_providers(
+            s.as_ref(),
+            &ctx(),
+            body(json!({"cluster": "b", "capacityProviders": ["FARGATE"],
+                        "defaultCapacityProviderStrategy": [{"capacityProvider": "FARGATE_SPOT", "weight": 1}]})),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(code(&e), "InvalidParameterException");
+        let e = crate::capacity_providers::delete(s.as_ref(), &ctx(), body(json!({"capacityProvider": "cp1"})))
+            .await
+            .unwrap_err();
+        assert_eq!(code(&e), "ClientException");
+        put_capacity_providers(
+            s.as_ref(),
+            &ctx(),
+            body(json!({"cluster": "a", "capacityProviders": [], "defaultCapacityProviderStrategy": []})),
+        )
+        .await
+        .unwrap();
+        let gone = crate::capacity_providers::delete(s.as_ref(), &ctx(), body(json!({"capacityProvider": "cp1"})))
+            .await
+            .unwrap();
+        assert_eq!(gone["capacityProvider"]["status"], "INACTIVE");
+    }
+}

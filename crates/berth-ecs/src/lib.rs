@@ -23,6 +23,8 @@ pub mod paging;
 pub mod repo;
 pub mod tags;
 pub mod task_definitions;
+#[cfg(test)]
+mod test_support;
 
 pub use context::RequestContext;
 pub use error::{EcsError, EcsResult};

@@ -64,16 +64,7 @@ pub fn arn(ctx: &RequestContext, family: &str, revision: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::UNIX_EPOCH;
-
-    fn ctx() -> RequestContext {
-        RequestContext {
-            account: "123456789012".parse().unwrap(),
-            region: "us-east-1".parse().unwrap(),
-            principal_arn: "arn:aws:iam::123456789012:root".into(),
-            now: UNIX_EPOCH,
-        }
-    }
+    use crate::test_support::ctx;
 
     #[test]
     fn forms() {

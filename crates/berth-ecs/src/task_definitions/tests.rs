@@ -1,23 +1,15 @@
 //! Behaviour of the six operations against the in-memory store.
 
 use super::*;
-use berth_store::memory::MemoryStore;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 mod lifecycle;
 mod lists_and_families;
 mod registration;
 mod validation;
 
-pub(super) fn ctx() -> RequestContext {
-    RequestContext {
-        account: "123456789012".parse().unwrap(),
-        region: "us-east-1".parse().unwrap(),
-        principal_arn: "arn:aws:iam::123456789012:root".into(),
-        now: UNIX_EPOCH + Duration::from_millis(1_700_000_000_500),
-    }
-}
+pub(super) use crate::test_support::{code, ctx};
 
 pub(super) fn later(c: &RequestContext, secs: u64) -> RequestContext {
     RequestContext {
@@ -26,13 +18,7 @@ pub(super) fn later(c: &RequestContext, secs: u64) -> RequestContext {
     }
 }
 
-pub(super) fn new_store() -> Arc<dyn Store> {
-    Arc::new(MemoryStore::new())
-}
-
-pub(super) fn obj(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().expect("test bodies are objects")
-}
+pub(super) use crate::test_support::{body as obj, store as new_store};
 
 /// The smallest valid EC2 definition.
 pub(super) fn basic(family: &str) -> Value {
@@ -59,7 +45,3 @@ pub(super) fn arn(family_revision: &str) -> String {
     format!("arn:aws:ecs:us-east-1:123456789012:task-definition/{family_revision}")
 }
 
-/// The ECS exception name of an error.
-pub(super) fn code(e: &EcsError) -> &'static str {
-    berth_wire::ServiceError::code(e)
-}

@@ -11,6 +11,7 @@
 pub mod credentials;
 pub mod front_door;
 pub mod listener;
+mod panic_guard;
 mod sts;
 
 pub use credentials::{AccountIdentity, CredentialError};

@@ -1,8 +1,10 @@
 //! The accept loop: TCP_NODELAY on every connection (boto3 otherwise stalls
-//! ~40 ms per call on delayed ACKs), HTTP/1.1 keep-alive, each request
-//! handled on its own task so a panic becomes a 500, and graceful shutdown.
+//! ~40 ms per call on delayed ACKs), HTTP/1.1 keep-alive, a panic in a
+//! handler answered as a 500 instead of a dropped connection, and graceful
+//! shutdown.
 
 use crate::front_door::{self, FrontDoor};
+use crate::panic_guard::CatchUnwind;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -36,9 +38,9 @@ pub async fn serve(listener: TcpListener, door: Arc<FrontDoor>, shutdown: impl F
                     let door = door.clone();
                     async move {
                         let json_protocol = req.headers().contains_key("x-amz-target");
-                        let handled = tokio::spawn(async move { door.handle(req).await }).await;
-                        Ok::<_, std::convert::Infallible>(handled.unwrap_or_else(|e| {
-                            tracing::error!(error = %e, "request handler panicked");
+                        let handled = CatchUnwind::new(door.handle(req)).await;
+                        Ok::<_, std::convert::Infallible>(handled.unwrap_or_else(|()| {
+                            tracing::error!("request handler panicked");
                             front_door::internal_error(json_protocol)
                         }))
                     }

@@ -66,6 +66,7 @@ pub async fn register(
 
     let keys = Keys::for_request(ctx);
     let family_key = keys.task_definition_family(&family);
+    let _queued = repo::local_write_lock(&family_key).await;
     for _ in 0..MAX_CONFLICT_RETRIES {
         let (mut fam, fam_rev) = match repo::load::<FamilyRecord>(store, &family_key).await? {
             Some(l) => (l.record, Some(l.mod_revision)),

@@ -357,19 +357,8 @@ fn resolve_stored_image(
     }
     let manifest: ImageManifest = serde_json::from_value(json)
         .map_err(|e| ImageError::InvalidArchive(format!("{}: {e}", descriptor.digest)))?;
-    if !media_type::is_config(&manifest.config.media_type) {
-        return Err(ImageError::UnsupportedMediaType {
-            media_type: manifest.config.media_type.clone(),
-        });
-    }
-    if let Some(layer) = manifest
-        .layers
-        .iter()
-        .find(|l| !media_type::is_layer(&l.media_type))
-    {
-        return Err(ImageError::UnsupportedMediaType {
-            media_type: layer.media_type.clone(),
-        });
+    if let Some(media_type) = manifest.unsupported_media_type() {
+        return Err(ImageError::UnsupportedMediaType { media_type: media_type.to_string() });
     }
     for d in std::iter::once(&manifest.config).chain(&manifest.layers) {
         if !store.has_blob(&d.digest) {
@@ -388,17 +377,7 @@ fn resolve_stored_image(
             config.rootfs.diff_ids.len()
         )));
     }
-    let layers = manifest
-        .layers
-        .iter()
-        .zip(&config.rootfs.diff_ids)
-        .map(|(d, diff_id)| LayerRecord {
-            digest: d.digest.clone(),
-            diff_id: diff_id.clone(),
-            media_type: d.media_type.clone(),
-            size: d.size,
-        })
-        .collect();
+    let layers = LayerRecord::from_manifest(&manifest, &config.rootfs.diff_ids);
     Ok(ImageRecord {
         reference: String::new(),
         manifest_digest: descriptor.digest.clone(),

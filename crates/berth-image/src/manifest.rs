@@ -206,6 +206,18 @@ pub struct ImageManifest {
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
+impl ImageManifest {
+    /// The first media type that makes this manifest something other than a
+    /// runnable image: artifacts (Helm charts, signatures, ...) share the
+    /// manifest format but carry another config or layer type.
+    pub fn unsupported_media_type(&self) -> Option<&str> {
+        if !media_type::is_config(&self.config.media_type) {
+            return Some(&self.config.media_type);
+        }
+        self.layers.iter().map(|l| l.media_type.as_str()).find(|m| !media_type::is_layer(m))
+    }
+}
+
 /// The image configuration blob (`config.json`): runtime defaults and
 /// the uncompressed digests of the layers.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -632,20 +632,8 @@ impl RegistryClient {
 fn parse_manifest(document: &FetchedManifest) -> Result<ImageManifest, ImageError> {
     let manifest: ImageManifest = serde_json::from_slice(&document.bytes)
         .map_err(|e| ImageError::invalid(format!("manifest {}", document.digest), e))?;
-    if !media_type::is_config(&manifest.config.media_type) {
-        // Artifacts (Helm charts, signatures, …) share the manifest format.
-        return Err(ImageError::UnsupportedMediaType {
-            media_type: manifest.config.media_type.clone(),
-        });
-    }
-    if let Some(layer) = manifest
-        .layers
-        .iter()
-        .find(|l| !media_type::is_layer(&l.media_type))
-    {
-        return Err(ImageError::UnsupportedMediaType {
-            media_type: layer.media_type.clone(),
-        });
+    if let Some(media_type) = manifest.unsupported_media_type() {
+        return Err(ImageError::UnsupportedMediaType { media_type: media_type.to_string() });
     }
     Ok(manifest)
 }

@@ -184,17 +184,7 @@ impl ImageService {
             tracing::warn!(image = %reference, image_platform = %platform, host_platform = %wanted, "image platform does not match the host");
         }
 
-        let layers: Vec<LayerRecord> = manifest
-            .layers
-            .iter()
-            .zip(&config.rootfs.diff_ids)
-            .map(|(d, diff_id)| LayerRecord {
-                digest: d.digest.clone(),
-                diff_id: diff_id.clone(),
-                media_type: d.media_type.clone(),
-                size: d.size,
-            })
-            .collect();
+        let layers = LayerRecord::from_manifest(&manifest, &config.rootfs.diff_ids);
         let mut tasks = tokio::task::JoinSet::new();
         for (index, (descriptor, layer)) in manifest.layers.iter().zip(&layers).enumerate() {
             let service = self.clone();

@@ -59,6 +59,24 @@ pub struct LayerRecord {
     pub size: u64,
 }
 
+impl LayerRecord {
+    /// Pair a manifest's layer descriptors with its config's diff ids (the
+    /// caller has checked the two lists are the same length).
+    pub fn from_manifest(manifest: &crate::manifest::ImageManifest, diff_ids: &[Digest]) -> Vec<LayerRecord> {
+        manifest
+            .layers
+            .iter()
+            .zip(diff_ids)
+            .map(|(d, diff_id)| LayerRecord {
+                digest: d.digest.clone(),
+                diff_id: diff_id.clone(),
+                media_type: d.media_type.clone(),
+                size: d.size,
+            })
+            .collect()
+    }
+}
+
 impl ContentStore {
     pub fn open(root: impl Into<PathBuf>) -> Result<ContentStore, ImageError> {
         let root = root.into();

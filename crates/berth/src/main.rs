@@ -26,6 +26,28 @@ enum LogFormat {
 enum Command {
     /// Run the control plane: the AWS-compatible API on one listener.
     Server(ServerArgs),
+    /// Manage the host's image cache.
+    #[command(subcommand)]
+    Image(ImageCommand),
+}
+
+#[derive(Subcommand)]
+enum ImageCommand {
+    /// Import an OCI-layout or `docker save` tarball (optionally gzipped)
+    /// into the image cache, for hosts without a registry.
+    Load(ImageLoadArgs),
+}
+
+#[derive(clap::Args)]
+struct ImageLoadArgs {
+    /// The archive to import.
+    file: PathBuf,
+    /// Also name the archive's (single) image this way, e.g. `127.0.0.1:5000/demo/busybox:1`.
+    #[arg(long)]
+    reference: Option<String>,
+    /// The host's data dir; images live in `<data-dir>/images`.
+    #[arg(long, default_value = "./berth-data")]
+    data_dir: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -44,12 +66,29 @@ struct ServerArgs {
     max_body_bytes: usize,
 }
 
+/// Helper processes the agent starts. They are dispatched before anything
+/// else runs: the shim forks and the init's signal mask is per thread, so
+/// both must start single-threaded, before clap or a runtime exists.
+fn dispatch_helper_process() -> Option<i32> {
+    let mut args = std::env::args_os();
+    let _program = args.next();
+    match args.next()?.to_str()? {
+        "shim" => Some(berth_runtime::shim::run(args.collect())),
+        "init" => Some(berth_runtime::init::run(args.collect())),
+        _ => None,
+    }
+}
+
 fn main() -> anyhow::Result<()> {
+    if let Some(code) = dispatch_helper_process() {
+        std::process::exit(code);
+    }
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     match cli.command {
         Command::Server(args) => runtime.block_on(run_server(args)),
+        Command::Image(ImageCommand::Load(args)) => runtime.block_on(load_image(args)),
     }
 }
 
@@ -109,6 +148,27 @@ fn announce(identity: &berth_server::AccountIdentity, addr: SocketAddr) {
     }
     // Tests and scripts wait for this line to learn the port.
     println!("ready {addr}");
+}
+
+async fn load_image(args: ImageLoadArgs) -> anyhow::Result<()> {
+    let reference = args
+        .reference
+        .as_deref()
+        .map(berth_image::ImageReference::parse)
+        .transpose()
+        .context("parsing --reference")?;
+    let store = berth_image::ContentStore::open(args.data_dir.join("images"))?;
+    let registry = berth_image::RegistryClient::new(berth_image::RegistryConfig::default())?;
+    let service = berth_image::ImageService::new(store, registry);
+    let loaded = service
+        .load(&args.file, reference.as_ref())
+        .await
+        .with_context(|| format!("loading {}", args.file.display()))?;
+    for image in loaded {
+        let names: Vec<String> = image.references.iter().map(ToString::to_string).collect();
+        println!("Loaded {} ({})", if names.is_empty() { "<unnamed>".to_string() } else { names.join(", ") }, image.manifest_digest);
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

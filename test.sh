@@ -23,6 +23,8 @@ ROOT=$PWD
 APT_PACKAGES=(
     runc            # berth-runtime: the OCI runtime the shim drives
     busybox-static  # berth-runtime: test container rootfs
+    nftables        # berth-net: published ports (DNAT)
+    iproute2        # berth-net: ip netns / links
 )
 
 PYTHON=${PYTHON:-python3}

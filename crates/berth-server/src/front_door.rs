@@ -206,9 +206,12 @@ impl FrontDoor {
         started: Instant,
     ) -> Response<Full<Bytes>> {
         let action = form.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.as_str()).unwrap_or("");
+        if signing_service == "ec2" {
+            return self.handle_ec2(ctx, form, request_id, started);
+        }
         let result = match (signing_service, action) {
             ("sts", "GetCallerIdentity") => Ok(sts::get_caller_identity(ctx, request_id)),
-            ("iam" | "sts" | "elasticloadbalancing" | "ec2" | "monitoring", a) if !a.is_empty() => {
+            ("iam" | "sts" | "elasticloadbalancing" | "monitoring", a) if !a.is_empty() => {
                 Err(DoorError::ServiceNotServed(a.to_string(), static_service_name(signing_service)))
             }
             _ => Err(DoorError::InvalidAction(action.to_string())),
@@ -220,12 +223,32 @@ impl FrontDoor {
     }
 }
 
+impl FrontDoor {
+    /// EC2 speaks the query protocol with its own error document.
+    fn handle_ec2(
+        &self,
+        ctx: &RequestContext,
+        form: &[(String, String)],
+        request_id: &str,
+        started: Instant,
+    ) -> Response<Full<Bytes>> {
+        let request = berth_ec2::Ec2Request { account: &ctx.account, region: &ctx.region, params: form, request_id };
+        match berth_ec2::handle(&request) {
+            Ok(xml) => respond(StatusCode::OK, "text/xml", Bytes::from(xml), request_id, started),
+            Err(e) => {
+                tracing::debug!(code = e.code(), request_id, "ec2 client error");
+                let xml = berth_ec2::render_error(&e, request_id);
+                respond(status_of(e.status()), "text/xml", Bytes::from(xml), request_id, started)
+            }
+        }
+    }
+}
+
 fn static_service_name(s: &str) -> &'static str {
     match s {
         "iam" => "iam",
         "sts" => "sts",
         "elasticloadbalancing" => "elasticloadbalancing",
-        "ec2" => "ec2",
         _ => "monitoring",
     }
 }

@@ -171,6 +171,36 @@ async fn oversized_body_is_refused_clearly() {
     assert_eq!(body["__type"], "RequestEntityTooLarge");
 }
 
+fn signed_form(d: &Door, form: &str, service: &str) -> Request<Full<Bytes>> {
+    let mut headers = HeaderMap::new();
+    headers.insert("host", HeaderValue::from_static("127.0.0.1:4566"));
+    headers.insert("content-type", HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"));
+    let params = SigningParams {
+        credentials: Credentials { access_key_id: AKID, secret_access_key: SECRET, session_token: None },
+        region: "us-east-1",
+        service,
+        time: d.clock.now(),
+    };
+    signer::sign("POST", "/", "", &mut headers, form.as_bytes(), &params).unwrap();
+    let mut req = Request::builder().method("POST").uri("/");
+    for (k, v) in &headers {
+        req = req.header(k, v);
+    }
+    req.body(Full::new(Bytes::from(form.to_string()))).unwrap()
+}
+
+#[tokio::test]
+async fn ec2_requests_reach_the_default_vpc() {
+    let d = door();
+    let (status, _, body) = call(&d, signed_form(&d, "Action=DescribeVpcs&Version=2016-11-15", "ec2")).await;
+    assert_eq!(status, 200);
+    let xml = body.as_str().unwrap();
+    assert!(xml.contains("<isDefault>true</isDefault>"), "{xml}");
+    let (status, _, body) = call(&d, signed_form(&d, "Action=DescribeVpcs&Version=2016-11-15&VpcId.1=vpc-0123456789abcdef0", "ec2")).await;
+    assert_eq!(status, 400);
+    assert!(body.as_str().unwrap().contains("<Code>InvalidVpcID.NotFound</Code>"), "{body}");
+}
+
 #[tokio::test]
 async fn sts_get_caller_identity_over_query_protocol() {
     let d = door();

@@ -1,0 +1,136 @@
+//! The agent session: how a host learns what it should run.
+//!
+//! Registration and reporting use the ECS agent-facing operations over the
+//! normal AWS JSON endpoint (`RegisterContainerInstance`,
+//! `DiscoverPollEndpoint`, `SubmitTaskStateChange`,
+//! `SubmitContainerStateChange`), SigV4-signed like any other call.
+//!
+//! The desired state travels on a **long poll**, level-triggered:
+//!
+//! ```text
+//! POST {endpoint}/agent/v1/poll      (SigV4, signing name "ecs")
+//! body:     PollRequest  { cluster, containerInstanceArn, knownVersion }
+//! response: PollResponse { version, desired: DesiredState }   (always the whole state)
+//! ```
+//!
+//! The server answers at once when the instance's desired state is newer
+//! than `knownVersion` (or `knownVersion` is absent: a fresh agent, or one
+//! that reconnected), and otherwise holds the request for at most
+//! [`POLL_HOLD_SECS`] before answering with the same version. Every poll is
+//! also the agent's heartbeat: an instance whose agent has not polled for
+//! [`DISCONNECT_AFTER_SECS`] is marked `agentConnected: false` and receives
+//! no new placements. Because every answer is the complete desired state,
+//! a reconnect is a full resync and nothing depends on having seen an
+//! earlier message: the agent reconciles what it runs against the latest
+//! answer, and never branches on why it was woken.
+//!
+//! Fencing: tasks the server stopped while the host was away simply appear
+//! with `desiredStatus: STOPPED` (or not at all) in the next answer, and the
+//! agent stops whatever it runs that the answer does not want running.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest time the server holds a poll with nothing new.
+pub const POLL_HOLD_SECS: u64 = 5;
+/// Silence after which an agent counts as disconnected.
+pub const DISCONNECT_AFTER_SECS: u64 = 12;
+/// The path of the poll on the server's listener.
+pub const POLL_PATH: &str = "/agent/v1/poll";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollRequest {
+    pub cluster: String,
+    pub container_instance_arn: String,
+    /// The version of the last answer the agent applied; None on (re)connect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_version: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PollResponse {
+    /// Monotonic per instance (a store revision); the agent echoes it back.
+    pub version: u64,
+    pub desired: DesiredState,
+}
+
+/// Everything one host should be doing.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DesiredState {
+    /// Tasks placed on this instance that are not yet known STOPPED by the
+    /// server, plus recently stopped ones so the agent can clean up.
+    pub tasks: Vec<DesiredTask>,
+    /// The instance is DRAINING or being deregistered.
+    #[serde(default)]
+    pub draining: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DesiredTask {
+    pub task_arn: String,
+    /// RUNNING or STOPPED.
+    pub desired_status: String,
+    /// Why the server wants it stopped (stopCode, stoppedReason), if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_reason: Option<String>,
+    /// The task definition exactly as DescribeTaskDefinition renders it.
+    pub task_definition: serde_json::Value,
+    /// RunTask/StartTask `overrides`, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overrides: Option<serde_json::Value>,
+    /// Host ports chosen at placement, per container and container port.
+    #[serde(default)]
+    pub host_ports: Vec<AssignedPort>,
+    /// Monotonic per task: bumps when anything the agent must act on changes.
+    pub generation: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignedPort {
+    pub container_name: String,
+    pub container_port: u16,
+    pub host_port: u16,
+    /// tcp or udp.
+    pub protocol: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_names_are_camel_case_and_round_trip() {
+        let r = PollResponse {
+            version: 7,
+            desired: DesiredState {
+                tasks: vec![DesiredTask {
+                    task_arn: "arn:aws:ecs:us-east-1:123456789012:task/demo/abc".into(),
+                    desired_status: "RUNNING".into(),
+                    stop_code: None,
+                    stopped_reason: None,
+                    task_definition: serde_json::json!({"family": "web"}),
+                    overrides: None,
+                    host_ports: vec![AssignedPort {
+                        container_name: "web".into(),
+                        container_port: 8080,
+                        host_port: 49153,
+                        protocol: "tcp".into(),
+                    }],
+                    generation: 1,
+                }],
+                draining: false,
+            },
+        };
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains("\"taskArn\"") && text.contains("\"hostPorts\"") && text.contains("\"desiredStatus\""));
+        assert_eq!(serde_json::from_str::<PollResponse>(&text).unwrap(), r);
+        let req: PollRequest = serde_json::from_str(r#"{"cluster":"c","containerInstanceArn":"a"}"#).unwrap();
+        assert_eq!(req.known_version, None);
+    }
+}

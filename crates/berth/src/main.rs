@@ -144,7 +144,7 @@ fn announce(identity: &berth_server::AccountIdentity, addr: SocketAddr) {
         println!("  export AWS_ACCESS_KEY_ID={}", identity.root_access_key_id);
         println!("  export AWS_SECRET_ACCESS_KEY={}", identity.root_secret_access_key.expose());
     } else if let Some(file) = &identity.file {
-        println!("Root credentials: {} (or: berth credentials --data-dir ...)", file.display());
+        println!("Root credentials: {}", file.display());
     }
     // Tests and scripts wait for this line to learn the port.
     println!("ready {addr}");

@@ -31,6 +31,11 @@ SERVED = {
     "TagResource", "UntagResource", "ListTagsForResource",
     "PutAttributes", "DeleteAttributes", "ListAttributes",
     "PutAccountSetting", "PutAccountSettingDefault", "DeleteAccountSetting", "ListAccountSettings",
+    "RegisterContainerInstance", "DeregisterContainerInstance", "DescribeContainerInstances",
+    "ListContainerInstances", "UpdateContainerInstancesState",
+    "RunTask", "StartTask", "StopTask", "DescribeTasks", "ListTasks",
+    "SubmitTaskStateChange", "SubmitContainerStateChange", "SubmitAttachmentStateChanges",
+    "DiscoverPollEndpoint",
 }
 
 
@@ -122,9 +127,9 @@ def test_region_isolation(ecs, ecs_other_region):
 
 def test_unserved_operation_boto3(ecs):
     with pytest.raises(ecs.exceptions.UnsupportedFeatureException) as e:
-        ecs.run_task(taskDefinition="nothing:1")
+        ecs.describe_task_sets(cluster="default", service="nothing")
     assert error_code(e) == "UnsupportedFeatureException"
-    assert "RunTask" in error_message(e)
+    assert "DescribeTaskSets" in error_message(e)
 
 
 def test_unserved_operation_cli(aws):

@@ -63,6 +63,40 @@ impl Keys {
     pub fn tasks_of(&self, cluster: &str) -> String {
         format!("{}tasks/{cluster}/", self.root)
     }
+    /// One task record. Only task records live under `tasks_of(cluster)`
+    /// (cluster counts read every record there).
+    pub fn task(&self, cluster: &str, id: &str) -> String {
+        format!("{}tasks/{cluster}/{id}", self.root)
+    }
+    /// Per-instance index of the tasks that still hold resources on it
+    /// (every task placed there whose lastStatus is not yet STOPPED).
+    pub fn instance_tasks_of(&self, cluster: &str) -> String {
+        format!("{}instance-tasks/{cluster}/", self.root)
+    }
+    pub fn instance_tasks(&self, cluster: &str, instance_id: &str) -> String {
+        format!("{}instance-tasks/{cluster}/{instance_id}/", self.root)
+    }
+    pub fn instance_task(&self, cluster: &str, instance_id: &str, task_id: &str) -> String {
+        format!("{}instance-tasks/{cluster}/{instance_id}/{task_id}", self.root)
+    }
+    /// Rewritten by every transaction that changes what an instance should
+    /// run (placement, stop, status change): its mod_revision is the
+    /// agent session's version, and placements compare it.
+    pub fn instance_epoch(&self, cluster: &str, instance_id: &str) -> String {
+        format!("{}instance-epochs/{cluster}/{instance_id}", self.root)
+    }
+    pub fn instance_epochs_of(&self, cluster: &str) -> String {
+        format!("{}instance-epochs/{cluster}/", self.root)
+    }
+    /// A name for the in-process queue of placers of one cluster (never a
+    /// stored key).
+    pub fn instance_epochs_lock(&self, cluster: &str) -> String {
+        format!("{}placement-lock/{cluster}", self.root)
+    }
+    /// RunTask `clientToken` idempotency records.
+    pub fn run_task_token(&self, cluster: &str, token: &str) -> String {
+        format!("{}run-task-tokens/{cluster}/{token}", self.root)
+    }
     pub fn account_settings(&self) -> String {
         format!("{}account-settings/", self.root)
     }

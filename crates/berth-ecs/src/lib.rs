@@ -11,9 +11,11 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 
 pub mod account_settings;
+pub mod agent_session;
 pub mod attributes;
 pub mod capacity_providers;
 pub mod clusters;
+pub mod container_instances;
 pub mod context;
 pub mod error;
 pub mod input;
@@ -23,6 +25,7 @@ pub mod paging;
 pub mod repo;
 pub mod tags;
 pub mod task_definitions;
+pub mod tasks;
 #[cfg(test)]
 mod test_support;
 
@@ -33,17 +36,82 @@ pub use error::{EcsError, EcsResult};
 #[derive(Clone)]
 pub struct Ecs {
     store: Arc<dyn Store>,
+    /// Which agents were heard from lately (in memory; see
+    /// [`container_instances::Liveness`]).
+    liveness: Arc<container_instances::Liveness>,
+    /// How long a poll with nothing new is held.
+    poll_hold: std::time::Duration,
 }
 
 impl Ecs {
     pub fn new(store: Arc<dyn Store>) -> Ecs {
-        Ecs { store }
+        Ecs {
+            store,
+            liveness: Arc::new(container_instances::Liveness::default()),
+            poll_hold: std::time::Duration::from_secs(berth_agent_protocol::POLL_HOLD_SECS),
+        }
+    }
+
+    /// Share (or replace) the liveness map, e.g. to shorten the disconnect
+    /// threshold in tests.
+    pub fn with_liveness(mut self, liveness: Arc<container_instances::Liveness>) -> Ecs {
+        self.liveness = liveness;
+        self
+    }
+
+    /// Change how long a poll is held (tests use short holds).
+    pub fn with_poll_hold(mut self, hold: std::time::Duration) -> Ecs {
+        self.poll_hold = hold;
+        self
+    }
+
+    pub fn liveness(&self) -> &Arc<container_instances::Liveness> {
+        &self.liveness
+    }
+
+    /// The agent's long poll (`POST /agent/v1/poll`).
+    pub async fn poll(
+        &self,
+        ctx: &RequestContext,
+        req: berth_agent_protocol::PollRequest,
+    ) -> EcsResult<berth_agent_protocol::PollResponse> {
+        agent_session::poll(self.store.as_ref(), &self.liveness, ctx, req, self.poll_hold).await
     }
 
     /// Run one ECS operation. `body` is the request's JSON object.
     pub async fn handle(&self, ctx: &RequestContext, operation: &str, body: Map<String, Value>) -> EcsResult<Value> {
+        self.handle_with_endpoint(ctx, operation, body, None).await
+    }
+
+    /// [`Ecs::handle`], knowing the URL the caller reached this server at
+    /// (`http://HOST[:PORT]`, from the front door), which
+    /// DiscoverPollEndpoint answers with.
+    pub async fn handle_with_endpoint(
+        &self,
+        ctx: &RequestContext,
+        operation: &str,
+        body: Map<String, Value>,
+        endpoint: Option<&str>,
+    ) -> EcsResult<Value> {
         let s = self.store.as_ref();
+        let l = self.liveness.as_ref();
         match operation {
+            "RegisterContainerInstance" => container_instances::register(s, l, ctx, body).await,
+            "DeregisterContainerInstance" => container_instances::deregister(s, l, ctx, body).await,
+            "DescribeContainerInstances" => container_instances::describe(s, l, ctx, body).await,
+            "ListContainerInstances" => container_instances::list(s, l, ctx, body).await,
+            "UpdateContainerInstancesState" => container_instances::update_state(s, l, ctx, body).await,
+
+            "RunTask" => tasks::run_task(s, l, ctx, body).await,
+            "StartTask" => tasks::start_task(s, l, ctx, body).await,
+            "StopTask" => tasks::stop_task(s, ctx, body).await,
+            "DescribeTasks" => tasks::describe(s, ctx, body).await,
+            "ListTasks" => tasks::list(s, ctx, body).await,
+            "SubmitTaskStateChange" => tasks::submit_task_state_change(s, l, ctx, body).await,
+            "SubmitContainerStateChange" => tasks::submit_container_state_change(s, l, ctx, body).await,
+            "SubmitAttachmentStateChanges" => tasks::submit_attachment_state_changes(s, ctx, body).await,
+            "DiscoverPollEndpoint" => agent_session::discover_poll_endpoint(s, ctx, body, endpoint).await,
+
             "CreateCluster" => clusters::create(s, ctx, body).await,
             "DescribeClusters" => clusters::describe(s, ctx, body).await,
             "ListClusters" => clusters::list(s, ctx, body).await,

@@ -12,15 +12,16 @@ async fn unserved_ecs_operation_names_itself() {
     let server = BerthServer::start();
     let ecs = server.ecs_client();
     let err = ecs
-        .run_task()
-        .task_definition("web:1")
+        .describe_task_sets()
+        .cluster("default")
+        .service("web")
         .send()
         .await
-        .expect_err("RunTask is not served yet");
+        .expect_err("DescribeTaskSets is not served yet");
     assert_eq!(error_code(&err), "UnsupportedFeatureException", "{err:?}");
     let message = err.message().unwrap_or_default().to_string();
     assert!(
-        message.contains("RunTask"),
+        message.contains("DescribeTaskSets"),
         "message should name the operation: {message}"
     );
     assert!(err.into_service_error().is_unsupported_feature_exception());

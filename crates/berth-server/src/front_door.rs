@@ -141,10 +141,14 @@ impl FrontDoor {
             principal_arn: self.identity.root_arn(),
             now,
         };
+        if parts.uri.path() == berth_agent_protocol::POLL_PATH {
+            return self.handle_poll(&ctx, &parts.method, &auth.service, &body, &request_id, started).await;
+        }
         match protocol {
             Protocol::Json => {
                 let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
-                self.handle_json(&ctx, &auth.service, target, &body, &request_id, started).await
+                let endpoint = endpoint_of(&parts.headers);
+                self.handle_json(&ctx, &auth.service, target, &body, endpoint.as_deref(), &request_id, started).await
             }
             Protocol::Query => {
                 let form = if parts.method == Method::GET {
@@ -157,12 +161,14 @@ impl FrontDoor {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn handle_json(
         &self,
         ctx: &RequestContext,
         signing_service: &str,
         target: &str,
         body: &[u8],
+        endpoint: Option<&str>,
         request_id: &str,
         started: Instant,
     ) -> Response<Full<Bytes>> {
@@ -178,7 +184,7 @@ impl FrontDoor {
             Err(e) => return render_error(Protocol::Json, &e, Some(operation), request_id, started),
         };
         match service {
-            JsonService::Ecs => match self.ecs.handle(ctx, operation, input).await {
+            JsonService::Ecs => match self.ecs.handle_with_endpoint(ctx, operation, input, endpoint).await {
                 Ok(value) => {
                     tracing::debug!(operation, request_id, "ok");
                     // Serialising a serde_json::Value cannot fail.
@@ -224,6 +230,42 @@ impl FrontDoor {
 }
 
 impl FrontDoor {
+    /// The agent's long poll (see berth-agent-protocol): SigV4 with the
+    /// signing name `ecs`, a JSON `PollRequest` in, a `PollResponse` out,
+    /// errors as ECS JSON errors.
+    async fn handle_poll(
+        &self,
+        ctx: &RequestContext,
+        method: &Method,
+        signing_service: &str,
+        body: &[u8],
+        request_id: &str,
+        started: Instant,
+    ) -> Response<Full<Bytes>> {
+        const OP: &str = "Poll";
+        if signing_service != "ecs" {
+            return render_error(Protocol::Json, &DoorError::WrongService("ecs"), Some(OP), request_id, started);
+        }
+        if method != Method::POST {
+            return render_error(Protocol::Json, &DoorError::UnknownTarget, Some(OP), request_id, started);
+        }
+        let req: berth_agent_protocol::PollRequest = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => {
+                let err = berth_ecs::EcsError::Serialization(format!("Request could not be deserialized: {e}"));
+                return render_error(Protocol::Json, &err, Some(OP), request_id, started);
+            }
+        };
+        match self.ecs.poll(ctx, req).await {
+            Ok(resp) => {
+                // Serialising plain data structures cannot fail.
+                let bytes = serde_json::to_vec(&resp).unwrap_or_default();
+                respond(StatusCode::OK, json::CONTENT_TYPE_1_1, Bytes::from(bytes), request_id, started)
+            }
+            Err(e) => render_error(Protocol::Json, &e, Some(OP), request_id, started),
+        }
+    }
+
     /// EC2 speaks the query protocol with its own error document.
     fn handle_ec2(
         &self,
@@ -242,6 +284,19 @@ impl FrontDoor {
             }
         }
     }
+}
+
+/// `http://HOST[:PORT]` as the caller addressed this server (Berth's
+/// listener speaks plain HTTP; a TLS-terminating proxy in front says so in
+/// `X-Forwarded-Proto`).
+fn endpoint_of(headers: &http::HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).filter(|h| !h.is_empty())?;
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|p| *p == "https" || *p == "http")
+        .unwrap_or("http");
+    Some(format!("{scheme}://{host}"))
 }
 
 fn static_service_name(s: &str) -> &'static str {

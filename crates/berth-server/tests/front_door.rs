@@ -145,9 +145,9 @@ async fn regions_are_separate_namespaces() {
 #[tokio::test]
 async fn routing_errors() {
     let d = door();
-    let (_, _, body) = call(&d, ecs("RunTask", r#"{"taskDefinition":"x"}"#)).await;
+    let (_, _, body) = call(&d, ecs("ExecuteCommand", r#"{"task":"x"}"#)).await;
     assert_eq!(body["__type"], "UnsupportedFeatureException");
-    assert!(body["message"].as_str().unwrap().contains("RunTask"));
+    assert!(body["message"].as_str().unwrap().contains("ExecuteCommand"));
 
     let (_, _, body) = call(&d, ecs("FlyToTheMoon", "{}")).await;
     assert_eq!(body["__type"], "UnknownOperationException");

@@ -1,0 +1,151 @@
+//! The server side of the agent session (see berth-agent-protocol):
+//! DiscoverPollEndpoint and the long poll `POST /agent/v1/poll`.
+//!
+//! The desired state of an instance is derived from the task records in its
+//! task index (every task placed there not yet reported STOPPED: the ones
+//! desired RUNNING, and the ones desired STOPPED that the agent must still
+//! stop). Its version is the mod_revision of the instance's epoch key,
+//! which every transaction that changes that desired state rewrites
+//! (placement, StopTask, a task reported STOPPED, status changes), so it is
+//! monotonic and changes whenever the answer does. A poll that already has
+//! the current version waits on a store watch of the epoch key for at most
+//! the hold time.
+//!
+//! Every poll refreshes the instance's entry in [`Liveness`] (in memory: a
+//! restarted server treats every agent as disconnected until its next
+//! poll, at most `POLL_HOLD_SECS` away).
+
+use crate::clusters;
+use crate::container_instances::{self, InstanceRecord, InstanceTaskEntry, Liveness};
+use crate::context::RequestContext;
+use crate::error::{EcsError, EcsResult};
+use crate::input;
+use crate::keys::Keys;
+use crate::repo;
+use crate::task_definitions::{self, TaskDefinitionRecord};
+use crate::tasks::TaskRecord;
+use berth_agent_protocol::{DesiredState, DesiredTask, PollRequest, PollResponse};
+use berth_store::Store;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::time::Duration;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DiscoverInput {
+    container_instance: Option<String>,
+    cluster: Option<String>,
+}
+
+/// DiscoverPollEndpoint: the server's own URL as the caller reached it
+/// (`endpoint` comes from the front door: scheme and Host header).
+pub async fn discover_poll_endpoint(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    body: Map<String, Value>,
+    endpoint: Option<&str>,
+) -> EcsResult<Value> {
+    let req: DiscoverInput = input::parse(body)?;
+    if let Some(c) = req.cluster.as_deref().filter(|c| !c.is_empty()) {
+        clusters::resolve_active(store, ctx, Some(c)).await?;
+    }
+    let _ = req.container_instance;
+    let endpoint = endpoint.unwrap_or("http://localhost:4566").trim_end_matches('/').to_string();
+    Ok(json!({
+        "endpoint": format!("{endpoint}/"),
+        "telemetryEndpoint": format!("{endpoint}/"),
+        "serviceConnectEndpoint": format!("{endpoint}/"),
+    }))
+}
+
+/// The instance's current desired state and its version.
+pub async fn desired_state(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    keys: &Keys,
+    cluster: &str,
+    instance_id: &str,
+) -> EcsResult<PollResponse> {
+    // Epoch first: anything committed after this read bumps it again, so
+    // the version we answer never claims a state newer than what we read.
+    let epoch = store.get(&keys.instance_epoch(cluster, instance_id)).await?.map(|v| v.mod_revision);
+    let Some(instance) = repo::load::<InstanceRecord>(store, &keys.container_instance(cluster, instance_id)).await?
+    else {
+        return Err(unknown_instance());
+    };
+    let version = epoch.unwrap_or(0).max(instance.mod_revision);
+    let entries = repo::load_all::<InstanceTaskEntry>(store, &keys.instance_tasks(cluster, instance_id)).await?;
+    let mut definitions: HashMap<(String, u32), Value> = HashMap::new();
+    let mut tasks = Vec::new();
+    for (k, _) in entries {
+        let task_id = k.rsplit('/').next().unwrap_or_default();
+        let Some(t) = repo::load::<TaskRecord>(store, &keys.task(cluster, task_id)).await? else { continue };
+        let t = t.record;
+        let td_key = (t.family.clone(), t.revision);
+        if !definitions.contains_key(&td_key) {
+            let td = repo::load::<TaskDefinitionRecord>(store, &keys.task_definition(&t.family, t.revision)).await?;
+            let rendered = td.map(|l| task_definitions::render(ctx, &l.record)).unwrap_or(Value::Null);
+            definitions.insert(td_key.clone(), rendered);
+        }
+        tasks.push(DesiredTask {
+            task_arn: t.task_arn.clone(),
+            desired_status: t.desired_status.clone(),
+            stop_code: if t.desired_status == "STOPPED" { t.stop_code.clone() } else { None },
+            stopped_reason: if t.desired_status == "STOPPED" { t.stopped_reason.clone() } else { None },
+            task_definition: definitions.get(&td_key).cloned().unwrap_or(Value::Null),
+            overrides: Some(t.overrides.clone()),
+            host_ports: t.host_ports.clone(),
+            generation: t.generation,
+        });
+    }
+    Ok(PollResponse { version, desired: DesiredState { tasks, draining: instance.record.status != "ACTIVE" } })
+}
+
+fn unknown_instance() -> EcsError {
+    EcsError::invalid("The referenced container instance was not found.")
+}
+
+/// One long poll: answer at once when the state is newer than
+/// `known_version` (or it is absent), else wait up to `hold` for a change.
+pub async fn poll(
+    store: &dyn Store,
+    liveness: &Liveness,
+    ctx: &RequestContext,
+    req: PollRequest,
+    hold: Duration,
+) -> EcsResult<PollResponse> {
+    let cluster = clusters::name_from_reference(ctx, Some(&req.cluster))?;
+    let id = container_instances::instance_id_from_reference(ctx, &cluster, &req.container_instance_arn)
+        .ok_or_else(unknown_instance)?;
+    let keys = Keys::for_request(ctx);
+    let epoch_key = keys.instance_epoch(&cluster, &id);
+    // Subscribe before reading, so no change between the read and the wait
+    // is missed.
+    let mut watch = store.watch(&epoch_key);
+    let mut watch_instance = store.watch(&keys.container_instance(&cluster, &id));
+    let mut current = desired_state(store, ctx, &keys, &cluster, &id).await?;
+    liveness.touch(&current_arn(ctx, &cluster, &id), ctx.now);
+    if req.known_version != Some(current.version) {
+        return Ok(current);
+    }
+    let deadline = tokio::time::Instant::now() + hold;
+    loop {
+        let woke = tokio::select! {
+            ev = watch.next() => ev.is_some(),
+            ev = watch_instance.next() => ev.is_some(),
+            _ = tokio::time::sleep_until(deadline) => false,
+        };
+        if !woke {
+            return Ok(current);
+        }
+        current = desired_state(store, ctx, &keys, &cluster, &id).await?;
+        if req.known_version != Some(current.version) {
+            return Ok(current);
+        }
+    }
+}
+
+fn current_arn(ctx: &RequestContext, cluster: &str, id: &str) -> String {
+    ctx.arn(format!("container-instance/{cluster}/{id}"))
+}

@@ -21,7 +21,6 @@ use crate::keys::Keys;
 use crate::paging;
 use crate::repo::{self, MAX_CONFLICT_RETRIES};
 use crate::tags::{self, Tag};
-use berth_arn::Arn;
 use berth_placement::{ContainerInstanceId, InstanceArn, InstanceStatus, InstanceView, Resources, TaskArn, TaskSummary};
 use berth_store::{Store, Txn};
 use serde::{Deserialize, Serialize};
@@ -372,23 +371,7 @@ pub async fn load_state(store: &dyn Store, keys: &Keys, cluster: &str, id: &str)
 /// a bare id or an ARN (`container-instance/CLUSTER/ID` or the old
 /// `container-instance/ID`). `None` when it cannot name one here.
 pub fn instance_id_from_reference(ctx: &RequestContext, cluster: &str, reference: &str) -> Option<String> {
-    if !reference.starts_with("arn:") {
-        return (!reference.is_empty() && !reference.contains('/')).then(|| reference.to_string());
-    }
-    let arn: Arn = reference.parse().ok()?;
-    if arn.service != "ecs" || arn.region != ctx.region.as_str() || arn.account != ctx.account.as_str() {
-        return None;
-    }
-    let rest = match arn.resource_type_and_id() {
-        Some(("container-instance", rest)) => rest,
-        _ => return None,
-    };
-    let id = match rest.split_once('/') {
-        Some((c, id)) if c == cluster => id,
-        Some(_) => return None,
-        None => rest,
-    };
-    (!id.is_empty() && !id.contains('/')).then(|| id.to_string())
+    ctx.cluster_scoped_id("container-instance", cluster, reference)
 }
 
 // ---------------------------------------------------------------------------

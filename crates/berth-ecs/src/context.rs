@@ -18,4 +18,28 @@ impl RequestContext {
     pub fn arn(&self, resource: impl Into<String>) -> String {
         Arn::new("ecs", &self.region, &self.account, resource).to_string()
     }
+
+    /// The id a reference to a cluster-scoped resource (`task`,
+    /// `container-instance`) names within `cluster`: a bare id, or an ARN
+    /// of this account and region in the long form (`TYPE/CLUSTER/ID`) or
+    /// the old short form (`TYPE/ID`). `None` when it cannot name one here.
+    pub fn cluster_scoped_id(&self, resource_type: &str, cluster: &str, reference: &str) -> Option<String> {
+        if !reference.starts_with("arn:") {
+            return (!reference.is_empty() && !reference.contains('/')).then(|| reference.to_string());
+        }
+        let arn: Arn = reference.parse().ok()?;
+        if arn.service != "ecs" || arn.region != self.region.as_str() || arn.account != self.account.as_str() {
+            return None;
+        }
+        let rest = match arn.resource_type_and_id() {
+            Some((kind, rest)) if kind == resource_type => rest,
+            _ => return None,
+        };
+        let id = match rest.split_once('/') {
+            Some((c, id)) if c == cluster => id,
+            Some(_) => return None,
+            None => rest,
+        };
+        (!id.is_empty() && !id.contains('/')).then(|| id.to_string())
+    }
 }

@@ -27,7 +27,6 @@ use crate::repo::{self, MAX_CONFLICT_RETRIES};
 use crate::tags::{self, Tag};
 use crate::task_definitions::{self, Status as TdStatus, TaskDefinitionRecord};
 use berth_agent_protocol::AssignedPort;
-use berth_arn::Arn;
 use berth_placement::{
     ClusterSnapshot, Constraint, FailureReason, PlacementRequest, PortNeed, Protocol, Strategy, cpu_reservation,
     memory_reservation,
@@ -903,23 +902,7 @@ pub async fn start_task(
 
 /// The task id a `task` reference names within `cluster`.
 pub fn task_id_from_reference(ctx: &RequestContext, cluster: &str, reference: &str) -> Option<String> {
-    if !reference.starts_with("arn:") {
-        return (!reference.is_empty() && !reference.contains('/')).then(|| reference.to_string());
-    }
-    let arn: Arn = reference.parse().ok()?;
-    if arn.service != "ecs" || arn.region != ctx.region.as_str() || arn.account != ctx.account.as_str() {
-        return None;
-    }
-    let rest = match arn.resource_type_and_id() {
-        Some(("task", rest)) => rest,
-        _ => return None,
-    };
-    let id = match rest.split_once('/') {
-        Some((c, id)) if c == cluster => id,
-        Some(_) => return None,
-        None => rest,
-    };
-    (!id.is_empty() && !id.contains('/')).then(|| id.to_string())
+    ctx.cluster_scoped_id("task", cluster, reference)
 }
 
 /// Adds to `txn` the stop of one task: desired STOPPED with its reason and

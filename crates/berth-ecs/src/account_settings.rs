@@ -378,7 +378,7 @@ pub async fn delete(store: &dyn Store, ctx: &RequestContext, body: Map<String, V
         let Some(current) = repo::load::<SettingRecord>(store, &key).await? else {
             return Ok(json!({ "setting": effective(store, &keys, ctx, &holder, spec).await?.to_json() }));
         };
-        let txn = Txn::new().expect(key.clone(), Some(current.mod_revision)).delete(key.clone());
+        let txn = Txn::new().require(key.clone(), Some(current.mod_revision)).delete(key.clone());
         if repo::commit(store, txn).await? {
             let shown = Shown { name: spec.name, value: current.record.value, principal_arn: holder, kind: "user" };
             return Ok(json!({ "setting": shown.to_json() }));

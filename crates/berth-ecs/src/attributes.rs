@@ -236,7 +236,7 @@ async fn apply(
         for (id, target) in targets {
             let instance_key = keys.container_instance(cluster, id);
             let instance_rev = require_instance(store, &instance_key, &target.shown_as).await?;
-            txn = txn.expect(instance_key, Some(instance_rev));
+            txn = txn.require(instance_key, Some(instance_rev));
             let key = keys.attributes(cluster, TARGET_TYPE, id);
             let (mut list, rev) = match repo::load::<Vec<StoredAttribute>>(store, &key).await? {
                 Some(l) => (l.record, Some(l.mod_revision)),
@@ -244,7 +244,7 @@ async fn apply(
             };
             let before = list.clone();
             change(&mut list, target)?;
-            txn = txn.expect(key.clone(), rev);
+            txn = txn.require(key.clone(), rev);
             if list == before {
                 continue;
             }

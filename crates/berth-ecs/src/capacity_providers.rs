@@ -300,7 +300,7 @@ pub async fn create(store: &dyn Store, ctx: &RequestContext, body: Map<String, V
         auto_scaling_group_provider: Value::Object(provider),
     };
     let arn = arn_of(ctx, &name);
-    let txn = Txn::new().expect(key.clone(), existing.map(|l| l.mod_revision)).put(key, repo::encode(&record)?);
+    let txn = Txn::new().require(key.clone(), existing.map(|l| l.mod_revision)).put(key, repo::encode(&record)?);
     let txn = tags::put_new(txn, &keys, &arn, &new_tags)?;
     if !repo::commit(store, txn).await? {
         return Err(EcsError::client(format!("The specified capacity provider already exists: {name}")));
@@ -416,7 +416,7 @@ pub async fn update(store: &dyn Store, ctx: &RequestContext, body: Map<String, V
         record.auto_scaling_group_provider = Value::Object(provider);
         record.update_status = Some("UPDATE_COMPLETE".into());
         let key = keys.capacity_provider(&name);
-        let txn = Txn::new().expect(key.clone(), Some(loaded.mod_revision)).put(key, repo::encode(&record)?);
+        let txn = Txn::new().require(key.clone(), Some(loaded.mod_revision)).put(key, repo::encode(&record)?);
         if repo::commit(store, txn).await? {
             return Ok(json!({ "capacityProvider": render(ctx, &record, None) }));
         }
@@ -455,7 +455,7 @@ pub async fn delete(store: &dyn Store, ctx: &RequestContext, body: Map<String, V
         record.update_status = Some("DELETE_COMPLETE".into());
         let key = keys.capacity_provider(&name);
         let txn = Txn::new()
-            .expect(key.clone(), Some(loaded.mod_revision))
+            .require(key.clone(), Some(loaded.mod_revision))
             .put(key, repo::encode(&record)?)
             .delete(keys.tags(&arn_of(ctx, &name)));
         if repo::commit(store, txn).await? {

@@ -316,7 +316,7 @@ pub async fn create(store: &dyn Store, ctx: &RequestContext, body: Map<String, V
             capacity_providers: providers.clone(),
             default_capacity_provider_strategy: strategy.clone(),
         };
-        let txn = Txn::new().expect(key.clone(), existing.as_ref().map(|l| l.mod_revision)).put(key.clone(), repo::encode(&record)?);
+        let txn = Txn::new().require(key.clone(), existing.as_ref().map(|l| l.mod_revision)).put(key.clone(), repo::encode(&record)?);
         let txn = tags::put_new(txn, &keys, &arn, &new_tags)?;
         if repo::commit(store, txn).await? {
             return Ok(json!({ "cluster": render_full(store, ctx, &keys, &record).await? }));
@@ -418,7 +418,7 @@ pub async fn delete(store: &dyn Store, ctx: &RequestContext, body: Map<String, V
         let arn = ctx.arn(format!("cluster/{name}"));
         let rendered = render_full(store, ctx, &keys, &record).await?;
         let txn = Txn::new()
-            .expect(keys.cluster(&name), Some(loaded.mod_revision))
+            .require(keys.cluster(&name), Some(loaded.mod_revision))
             .put(keys.cluster(&name), repo::encode(&record)?)
             .delete(keys.tags(&arn));
         if repo::commit(store, txn).await? {
@@ -441,7 +441,7 @@ async fn modify(
         let mut record = loaded.record.clone();
         change(&mut record);
         let key = keys.cluster(&record.name);
-        let txn = Txn::new().expect(key.clone(), Some(loaded.mod_revision)).put(key, repo::encode(&record)?);
+        let txn = Txn::new().require(key.clone(), Some(loaded.mod_revision)).put(key, repo::encode(&record)?);
         if repo::commit(store, txn).await? {
             return Ok(json!({ "cluster": render_full(store, ctx, &keys, &record).await? }));
         }

@@ -653,7 +653,7 @@ pub async fn register(
         };
         let key = keys.container_instance(&cluster, &record.id);
         let mut txn = Txn::new()
-            .expect(key.clone(), expected)
+            .require(key.clone(), expected)
             .put(key, repo::encode(&record)?)
             .put(keys.instance_epoch(&cluster, &record.id), b"{}".to_vec());
         if expected.is_none() || !new_tags.is_empty() {
@@ -864,7 +864,7 @@ pub async fn update_state(
                 record.status = status.clone();
                 record.version += 1;
                 let txn = Txn::new()
-                    .expect(key.clone(), Some(loaded.mod_revision))
+                    .require(key.clone(), Some(loaded.mod_revision))
                     .put(key.clone(), repo::encode(&record)?)
                     .put(keys.instance_epoch(&cluster, &id), b"{}".to_vec());
                 if !repo::commit(store, txn).await? {
@@ -923,7 +923,7 @@ pub async fn deregister(
         record.version += 1;
         let key = keys.container_instance(&cluster, &id);
         let mut txn = Txn::new()
-            .expect(key.clone(), Some(state.mod_revision))
+            .require(key.clone(), Some(state.mod_revision))
             .put(key, repo::encode(&record)?)
             .put(keys.instance_epoch(&cluster, &id), b"{}".to_vec());
         // Its tasks are to stop: the agent, if it comes back, sees them

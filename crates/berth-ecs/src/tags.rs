@@ -174,8 +174,8 @@ pub async fn tag_resource(store: &dyn Store, ctx: &RequestContext, body: Map<Str
         merge(&mut tags, new.clone());
         validate(&tags)?;
         let txn = Txn::new()
-            .expect(resource.clone(), Some(resource_rev))
-            .expect(keys.tags(arn), tag_rev)
+            .require(resource.clone(), Some(resource_rev))
+            .require(keys.tags(arn), tag_rev)
             .put(keys.tags(arn), repo::encode(&tags)?);
         if repo::commit(store, txn).await? {
             return Ok(json!({}));
@@ -204,8 +204,8 @@ pub async fn untag_resource(store: &dyn Store, ctx: &RequestContext, body: Map<S
         };
         let tags: Vec<Tag> = current.record.into_iter().filter(|t| !remove.contains(&t.key)).collect();
         let mut txn = Txn::new()
-            .expect(resource.clone(), Some(resource_rev))
-            .expect(keys.tags(arn), Some(current.mod_revision));
+            .require(resource.clone(), Some(resource_rev))
+            .require(keys.tags(arn), Some(current.mod_revision));
         txn = if tags.is_empty() { txn.delete(keys.tags(arn)) } else { txn.put(keys.tags(arn), repo::encode(&tags)?) };
         if repo::commit(store, txn).await? {
             return Ok(json!({}));

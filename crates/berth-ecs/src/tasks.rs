@@ -809,14 +809,14 @@ async fn place_and_write(
             let iid = state.record.id.clone();
             if compared.insert(iid.clone()) {
                 txn = txn
-                    .expect(keys.container_instance(cluster, &iid), Some(state.mod_revision))
-                    .expect(keys.instance_epoch(cluster, &iid), epochs.get(&iid).copied())
+                    .require(keys.container_instance(cluster, &iid), Some(state.mod_revision))
+                    .require(keys.instance_epoch(cluster, &iid), epochs.get(&iid).copied())
                     .put(keys.instance_epoch(cluster, &iid), b"{}".to_vec());
             }
             let task = new_task(ctx, p, state, &pl.host_ports);
             let tkey = keys.task(cluster, &task.id);
             txn = txn
-                .expect(tkey.clone(), None)
+                .require(tkey.clone(), None)
                 .put(tkey, repo::encode(&task)?)
                 .put(keys.instance_task(cluster, &iid, &task.id), repo::encode(&task.entry())?);
             if !p.tags.is_empty() {
@@ -923,11 +923,11 @@ pub async fn stop_in_txn(
     let Some(l) = repo::load::<TaskRecord>(store, &key).await? else { return Ok(txn) };
     let mut t = l.record;
     if t.desired_status == "STOPPED" {
-        return Ok(txn.expect(key, Some(l.mod_revision)));
+        return Ok(txn.require(key, Some(l.mod_revision)));
     }
     mark_stopping(&mut t, ctx, reason, code);
     Ok(txn
-        .expect(key.clone(), Some(l.mod_revision))
+        .require(key.clone(), Some(l.mod_revision))
         .put(key, repo::encode(&t)?)
         .put(keys.instance_epoch(cluster, &t.container_instance_id), b"{}".to_vec()))
 }
@@ -970,7 +970,7 @@ pub async fn stop_task(store: &dyn Store, ctx: &RequestContext, body: Map<String
         let reason = req.reason.clone().unwrap_or_else(|| "Task stopped by user".to_string());
         mark_stopping(&mut t, ctx, &reason, "UserInitiated");
         let txn = Txn::new()
-            .expect(key.clone(), Some(l.mod_revision))
+            .require(key.clone(), Some(l.mod_revision))
             .put(key.clone(), repo::encode(&t)?)
             .put(keys.instance_epoch(&cluster, &t.container_instance_id), b"{}".to_vec());
         if repo::commit(store, txn).await? {
@@ -1240,7 +1240,7 @@ async fn modify_task(
         }
         t.version += 1;
         let entry_key = keys.instance_task(&cluster, &t.container_instance_id, &t.id);
-        let mut txn = Txn::new().expect(key.clone(), Some(l.mod_revision)).put(key.clone(), repo::encode(&t)?);
+        let mut txn = Txn::new().require(key.clone(), Some(l.mod_revision)).put(key.clone(), repo::encode(&t)?);
         if t.last_status == "STOPPED" {
             if before.last_status != "STOPPED" {
                 txn = txn

@@ -61,7 +61,7 @@ impl Txn {
         Txn::default()
     }
     /// Require `key` to be at `expected` (None: absent).
-    pub fn expect(mut self, key: impl Into<String>, expected: Option<u64>) -> Txn {
+    pub fn require(mut self, key: impl Into<String>, expected: Option<u64>) -> Txn {
         self.compares.push(Compare::ModRevision {
             key: key.into(),
             expected,

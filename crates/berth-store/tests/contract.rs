@@ -144,37 +144,37 @@ async fn compare_success_and_conflict(fx: Fixture) {
     let s = &*fx.store;
     // Absent-compare on a missing key holds: create-if-absent.
     let r1 = committed(
-        s.txn(Txn::new().expect("k", None).put("k", b"1".to_vec()))
+        s.txn(Txn::new().require("k", None).put("k", b"1".to_vec()))
             .await
             .unwrap(),
     );
     // ...and fails once the key exists.
     let again = s
-        .txn(Txn::new().expect("k", None).put("k", b"x".to_vec()))
+        .txn(Txn::new().require("k", None).put("k", b"x".to_vec()))
         .await
         .unwrap();
     assert_eq!(again, TxnOutcome::Conflict);
     // Matching mod_revision holds.
     let r2 = committed(
-        s.txn(Txn::new().expect("k", Some(r1)).put("k", b"2".to_vec()))
+        s.txn(Txn::new().require("k", Some(r1)).put("k", b"2".to_vec()))
             .await
             .unwrap(),
     );
     // A stale one fails.
     let stale = s
-        .txn(Txn::new().expect("k", Some(r1)).put("k", b"3".to_vec()))
+        .txn(Txn::new().require("k", Some(r1)).put("k", b"3".to_vec()))
         .await
         .unwrap();
     assert_eq!(stale, TxnOutcome::Conflict);
     // 0 is never a mod_revision.
     let zero = s
-        .txn(Txn::new().expect("k", Some(0)).put("k", b"3".to_vec()))
+        .txn(Txn::new().require("k", Some(0)).put("k", b"3".to_vec()))
         .await
         .unwrap();
     assert_eq!(zero, TxnOutcome::Conflict);
     // A present-compare on a missing key fails.
     let missing = s
-        .txn(Txn::new().expect("nope", Some(r2)).put("k", b"3".to_vec()))
+        .txn(Txn::new().require("nope", Some(r2)).put("k", b"3".to_vec()))
         .await
         .unwrap();
     assert_eq!(missing, TxnOutcome::Conflict);
@@ -182,8 +182,8 @@ async fn compare_success_and_conflict(fx: Fixture) {
     let mixed = s
         .txn(
             Txn::new()
-                .expect("k", Some(r2))
-                .expect("nope", Some(1))
+                .require("k", Some(r2))
+                .require("nope", Some(1))
                 .put("k", b"3".to_vec()),
         )
         .await
@@ -192,8 +192,8 @@ async fn compare_success_and_conflict(fx: Fixture) {
     let both = s
         .txn(
             Txn::new()
-                .expect("k", Some(r2))
-                .expect("nope", None)
+                .require("k", Some(r2))
+                .require("nope", None)
                 .put("k", b"4".to_vec()),
         )
         .await
@@ -208,7 +208,7 @@ async fn conflict_writes_nothing(fx: Fixture) {
     let r1 = put(s, "k", b"v").await;
     let mut w = s.watch("");
     let txn = Txn::new()
-        .expect("k", Some(r1 + 100))
+        .require("k", Some(r1 + 100))
         .put("k", b"changed".to_vec())
         .put("other", b"new".to_vec())
         .delete("k");
@@ -227,10 +227,10 @@ async fn txn_without_ops(fx: Fixture) {
         TxnOutcome::Committed { revision: 0 }
     );
     let r1 = put(s, "k", b"v").await;
-    let read_only = s.txn(Txn::new().expect("k", Some(r1))).await.unwrap();
+    let read_only = s.txn(Txn::new().require("k", Some(r1))).await.unwrap();
     assert_eq!(read_only, TxnOutcome::Committed { revision: r1 });
     assert_eq!(s.revision().await.unwrap(), r1);
-    let failing = s.txn(Txn::new().expect("k", None)).await.unwrap();
+    let failing = s.txn(Txn::new().require("k", None)).await.unwrap();
     assert_eq!(failing, TxnOutcome::Conflict);
     assert_eq!(s.revision().await.unwrap(), r1);
 }
@@ -460,7 +460,7 @@ async fn concurrent_counter_with_retry_is_exact(fx: Fixture) {
                         None => (0, None),
                     };
                     let txn = Txn::new()
-                        .expect("counter", expected)
+                        .require("counter", expected)
                         .put("counter", (n + 1).to_le_bytes().to_vec());
                     match store.txn(txn).await.unwrap() {
                         TxnOutcome::Committed { revision } => {

@@ -47,7 +47,7 @@ fn durability_writer_child() {
             tokio::spawn(async move {
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
-                    let txn = Txn::new().expect(key(n), None).put(key(n), value(n));
+                    let txn = Txn::new().require(key(n), None).put(key(n), value(n));
                     let outcome = store.txn(txn).await.unwrap();
                     assert!(matches!(outcome, TxnOutcome::Committed { .. }));
                     let mut out = std::io::stdout().lock();

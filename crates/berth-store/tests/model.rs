@@ -137,7 +137,7 @@ fn build_txn(model: &Model, compares: &[(usize, Expect)], ops: &[(usize, Option<
             Expect::Absent => None,
             Expect::At(rev) => Some(*rev),
         };
-        txn = txn.expect(key, expected);
+        txn = txn.require(key, expected);
     }
     for (k, value) in ops {
         txn = match value {

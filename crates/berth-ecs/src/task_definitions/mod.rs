@@ -93,8 +93,8 @@ pub async fn register(
         };
         let key = keys.task_definition(&family, revision);
         let txn = Txn::new()
-            .expect(family_key.clone(), fam_rev)
-            .expect(key.clone(), None)
+            .require(family_key.clone(), fam_rev)
+            .require(key.clone(), None)
             .put(family_key.clone(), repo::encode(&fam)?)
             .put(key, repo::encode(&record)?);
         let txn = tags::put_new(
@@ -224,8 +224,8 @@ async fn transition(
         family_record.set_status(revision, to);
         let key = keys.task_definition(family, revision);
         let txn = Txn::new()
-            .expect(key.clone(), Some(td.mod_revision))
-            .expect(family_key.clone(), Some(fam.mod_revision))
+            .require(key.clone(), Some(td.mod_revision))
+            .require(family_key.clone(), Some(fam.mod_revision))
             .put(key, repo::encode(&record)?)
             .put(family_key.clone(), repo::encode(&family_record)?);
         if repo::commit(store, txn).await? {

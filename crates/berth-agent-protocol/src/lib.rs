@@ -36,6 +36,12 @@ pub const POLL_HOLD_SECS: u64 = 5;
 pub const DISCONNECT_AFTER_SECS: u64 = 12;
 /// The path of the poll on the server's listener.
 pub const POLL_PATH: &str = "/agent/v1/poll";
+/// Where an agent bootstraps its own instance credentials: `POST` a
+/// [`CredentialsRequest`] signed with an administrator's (root) key
+/// (SigV4, signing name `ecs`), get a [`CredentialsResponse`] back. Only
+/// the account root may call it; the minted key can do only what an agent
+/// needs (register, report, poll).
+pub const CREDENTIALS_PATH: &str = "/agent/v1/credentials";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -100,6 +106,34 @@ pub struct AssignedPort {
     pub protocol: String,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsRequest {
+    /// The session name in the principal ARN (`.../BerthInstanceRole/{name}`),
+    /// usually the host name; the access key id when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CredentialsResponse {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub principal_arn: String,
+}
+
+impl std::fmt::Debug for CredentialsResponse {
+    /// The secret never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialsResponse")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"****")
+            .field("principal_arn", &self.principal_arn)
+            .finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,5 +166,22 @@ mod tests {
         assert_eq!(serde_json::from_str::<PollResponse>(&text).unwrap(), r);
         let req: PollRequest = serde_json::from_str(r#"{"cluster":"c","containerInstanceArn":"a"}"#).unwrap();
         assert_eq!(req.known_version, None);
+    }
+
+    #[test]
+    fn credentials_wire_shape_and_redacted_debug() {
+        let req: CredentialsRequest = serde_json::from_str("{}").unwrap();
+        assert_eq!(req.name, None);
+        let req: CredentialsRequest = serde_json::from_str(r#"{"name":"host-a"}"#).unwrap();
+        assert_eq!(req.name.as_deref(), Some("host-a"));
+        let resp = CredentialsResponse {
+            access_key_id: "AKIAAAAAAAAAAAAAAAAA".into(),
+            secret_access_key: "very-secret-value".into(),
+            principal_arn: "arn:aws:sts::123456789012:assumed-role/BerthInstanceRole/host-a".into(),
+        };
+        let text = serde_json::to_string(&resp).unwrap();
+        assert!(text.contains("\"accessKeyId\"") && text.contains("\"secretAccessKey\"") && text.contains("\"principalArn\""));
+        assert_eq!(serde_json::from_str::<CredentialsResponse>(&text).unwrap(), resp);
+        assert!(!format!("{resp:?}").contains("very-secret-value"));
     }
 }

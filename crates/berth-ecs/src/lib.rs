@@ -69,6 +69,12 @@ impl Ecs {
         &self.liveness
     }
 
+    /// The store this service writes to, for the front door's own records
+    /// (instance credentials live in the same store as ECS's state).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
     /// The agent's long poll (`POST /agent/v1/poll`).
     pub async fn poll(
         &self,

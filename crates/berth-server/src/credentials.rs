@@ -24,6 +24,18 @@ pub enum CredentialError {
     HalfSetRootKey,
     #[error("invalid root access key: {0}")]
     BadRootKey(&'static str),
+    /// An instance credential's session name (see `instance_credentials`).
+    #[error("{0}")]
+    InvalidName(String),
+    #[error(transparent)]
+    Store(#[from] berth_store::StoreError),
+    /// A stored instance credential record that does not parse.
+    #[error("instance credential record {key} is corrupt: {reason}")]
+    CorruptRecord { key: String, reason: String },
+    /// Several freshly drawn access key ids were all taken: the random
+    /// source is broken, not unlucky.
+    #[error("could not draw an unused access key id")]
+    KeyIdsExhausted,
 }
 
 /// A secret string that never prints itself.
@@ -32,6 +44,10 @@ pub enum CredentialError {
 pub struct Secret(String);
 
 impl Secret {
+    pub(crate) fn new(secret: String) -> Secret {
+        Secret(secret)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -186,14 +202,14 @@ fn random_account_id() -> String {
     format!("{first}{rest}")
 }
 
-fn random_access_key_id() -> String {
+pub(crate) fn random_access_key_id() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut rng = rand::rng();
     let tail: String = (0..16).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect();
     format!("AKIA{tail}")
 }
 
-fn random_secret() -> String {
+pub(crate) fn random_secret() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut rng = rand::rng();
     (0..40).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()

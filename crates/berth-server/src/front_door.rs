@@ -4,13 +4,20 @@
 //! JSON protocols are routed by `X-Amz-Target`; the query protocol
 //! (`Action=...` form bodies) by the SigV4 signing name. Every response is a
 //! complete body (no chunking), so hyper writes it in one piece.
+//!
+//! Two kinds of key sign requests: the account root key (kept in memory,
+//! never looked up) and instance credentials (looked up in the store through
+//! a cache, see [`crate::instance_credentials`]). Every request is named as
+//! an IAM action and put to [`crate::authz::decide`] once it is routed.
 
-use crate::credentials::AccountIdentity;
+use crate::authz::{self, Action, Decision, PrincipalKind};
+use crate::credentials::{AccountIdentity, CredentialError};
+use crate::instance_credentials::{self, InstanceCredentialCache};
 use crate::sts;
 use berth_arn::Region;
 use berth_clock::Clock;
 use berth_ecs::{Ecs, RequestContext};
-use berth_sigv4::{RequestParts, SigV4Error};
+use berth_sigv4::{Authenticated, RequestParts, SigV4Error};
 use berth_wire::target::{JsonService, Target};
 use berth_wire::{ServiceError, json, new_request_id, query};
 use bytes::Bytes;
@@ -25,6 +32,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 pub struct FrontDoor {
     identity: AccountIdentity,
     ecs: Ecs,
+    instance_keys: InstanceCredentialCache,
     clock: Arc<dyn Clock>,
     max_body_bytes: usize,
 }
@@ -48,6 +56,31 @@ enum DoorError {
     InvalidAction(String),
     #[error("The security token included in the request is invalid.")]
     UnknownSessionToken,
+    /// Denied by [`authz::decide`], in a JSON protocol.
+    #[error("{0}")]
+    AccessDenied(String),
+    /// Denied by [`authz::decide`], in the query protocol (STS, IAM, ...).
+    #[error("{0}")]
+    QueryAccessDenied(String),
+    #[error("{0}")]
+    InvalidParameter(String),
+    #[error("{0}")]
+    Serialization(String),
+    /// A store failure (logged where it happened, never shown).
+    #[error("The server encountered an internal error. Try again later.")]
+    Internal,
+}
+
+impl From<CredentialError> for DoorError {
+    fn from(e: CredentialError) -> DoorError {
+        match e {
+            CredentialError::InvalidName(m) => DoorError::InvalidParameter(m),
+            other => {
+                tracing::error!(error = %other, "instance credentials");
+                DoorError::Internal
+            }
+        }
+    }
 }
 
 impl ServiceError for DoorError {
@@ -60,15 +93,48 @@ impl ServiceError for DoorError {
             DoorError::UnknownTarget => "UnknownOperationException",
             DoorError::InvalidAction(_) => "InvalidAction",
             DoorError::UnknownSessionToken => "UnrecognizedClientException",
+            DoorError::AccessDenied(_) => "AccessDeniedException",
+            DoorError::QueryAccessDenied(_) => "AccessDenied",
+            DoorError::InvalidParameter(_) => "InvalidParameterException",
+            DoorError::Serialization(_) => "SerializationException",
+            DoorError::Internal => "ServerException",
         }
     }
     fn status(&self) -> u16 {
         match self {
             DoorError::TooLarge(_) => 413,
-            DoorError::UnknownSessionToken => 403,
+            DoorError::UnknownSessionToken | DoorError::QueryAccessDenied(_) => 403,
+            DoorError::Internal => 500,
             _ => 400,
         }
     }
+}
+
+/// Who signed the request, once its signature checked out.
+struct Caller {
+    kind: PrincipalKind,
+    arn: String,
+    /// GetCallerIdentity's `UserId`.
+    user_id: String,
+}
+
+impl Caller {
+    /// `Some(denial)` unless [`authz::decide`] allows `action`.
+    fn denied(&self, action: Action<'_>) -> Option<String> {
+        match authz::decide(self.kind, action) {
+            Decision::Allow => None,
+            Decision::Deny => {
+                tracing::debug!(principal = %self.arn, %action, "access denied");
+                Some(authz::denial_message(&self.arn, action))
+            }
+        }
+    }
+}
+
+/// Why authentication refused a request.
+enum Refusal {
+    SigV4(SigV4Error),
+    Door(DoorError),
 }
 
 /// Which wire protocol the caller speaks, so errors come back in it.
@@ -79,8 +145,50 @@ enum Protocol {
 }
 
 impl FrontDoor {
+    /// Instance credentials are looked up in `ecs`'s store.
     pub fn new(identity: AccountIdentity, ecs: Ecs, clock: Arc<dyn Clock>, max_body_bytes: usize) -> FrontDoor {
-        FrontDoor { identity, ecs, clock, max_body_bytes }
+        let instance_keys = InstanceCredentialCache::new(ecs.store().clone(), identity.account_id.clone());
+        FrontDoor { identity, ecs, instance_keys, clock, max_body_bytes }
+    }
+
+    /// Verify the signature and name the principal. The root key is
+    /// compared in memory; any other key id is read (through the cache)
+    /// before verifying, because `berth_sigv4::verify` asks for the secret
+    /// synchronously and the store is async.
+    async fn authenticate(&self, request: &RequestParts<'_>, now: std::time::SystemTime) -> Result<(Authenticated, Caller), Refusal> {
+        let root_key = self.identity.root_access_key_id.as_str();
+        let root_secret = self.identity.root_secret_access_key.expose();
+        // A request whose scope does not parse fails in verify below, with
+        // the same error and without a store read.
+        let claimed = berth_sigv4::parse_scope(request).ok().map(|s| s.access_key_id);
+        let instance = match claimed.as_deref() {
+            Some(akid) if akid != root_key => {
+                self.instance_keys.lookup(akid).await.map_err(|e| Refusal::Door(e.into()))?
+            }
+            _ => None,
+        };
+        let lookup = |akid: &str| {
+            if akid == root_key {
+                Some(root_secret.to_string())
+            } else {
+                instance.as_ref().filter(|c| c.access_key_id == akid).map(|c| c.secret_access_key.clone())
+            }
+        };
+        let auth = berth_sigv4::verify(request, now, &lookup).map_err(Refusal::SigV4)?;
+        let caller = if auth.access_key_id == root_key {
+            Caller { kind: PrincipalKind::Root, arn: self.identity.root_arn(), user_id: self.identity.account_id.to_string() }
+        } else {
+            // verify only succeeds for a key `lookup` knew: root, or this one.
+            let Some(c) = instance.filter(|c| c.access_key_id == auth.access_key_id) else {
+                return Err(Refusal::SigV4(SigV4Error::UnrecognizedClient));
+            };
+            Caller {
+                kind: PrincipalKind::Instance,
+                user_id: instance_credentials::user_id(&self.identity.account_id, &c.principal_arn),
+                arn: c.principal_arn.clone(),
+            }
+        };
+        Ok((auth, caller))
     }
 
     pub async fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
@@ -114,12 +222,10 @@ impl FrontDoor {
             headers: &parts.headers,
             body: &body,
         };
-        let root_key = self.identity.root_access_key_id.as_str();
-        let root_secret = self.identity.root_secret_access_key.expose();
-        let lookup = |akid: &str| (akid == root_key).then(|| root_secret.to_string());
-        let auth = match berth_sigv4::verify(&request, now, &lookup) {
+        let (auth, caller) = match self.authenticate(&request, now).await {
             Ok(a) => a,
-            Err(e) => return render_sigv4_error(protocol, &e, &request_id, started),
+            Err(Refusal::SigV4(e)) => return render_sigv4_error(protocol, &e, &request_id, started),
+            Err(Refusal::Door(e)) => return render_error(protocol, &e, None, &request_id, started),
         };
         if auth.session_token.is_some() {
             // Berth issues no temporary credentials yet, so no token can be valid.
@@ -138,17 +244,21 @@ impl FrontDoor {
         let ctx = RequestContext {
             account: self.identity.account_id.clone(),
             region,
-            principal_arn: self.identity.root_arn(),
+            principal_arn: caller.arn.clone(),
             now,
         };
         if parts.uri.path() == berth_agent_protocol::POLL_PATH {
-            return self.handle_poll(&ctx, &parts.method, &auth.service, &body, &request_id, started).await;
+            return self.handle_poll(&ctx, &caller, &parts.method, &auth.service, &body, &request_id, started).await;
+        }
+        if parts.uri.path() == berth_agent_protocol::CREDENTIALS_PATH {
+            return self.handle_mint(&ctx, &caller, &parts.method, &auth.service, &body, &request_id, started).await;
         }
         match protocol {
             Protocol::Json => {
                 let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
                 let endpoint = endpoint_of(&parts.headers);
-                self.handle_json(&ctx, &auth.service, target, &body, endpoint.as_deref(), &request_id, started).await
+                self.handle_json(&ctx, &caller, &auth.service, target, &body, endpoint.as_deref(), &request_id, started)
+                    .await
             }
             Protocol::Query => {
                 let form = if parts.method == Method::GET {
@@ -156,7 +266,7 @@ impl FrontDoor {
                 } else {
                     query::parse_form(&body)
                 };
-                self.handle_query(&ctx, &auth.service, &form, &request_id, started)
+                self.handle_query(&ctx, &caller, &auth.service, &form, &request_id, started)
             }
         }
     }
@@ -165,6 +275,7 @@ impl FrontDoor {
     async fn handle_json(
         &self,
         ctx: &RequestContext,
+        caller: &Caller,
         signing_service: &str,
         target: &str,
         body: &[u8],
@@ -178,6 +289,13 @@ impl FrontDoor {
         };
         if signing_service != service.name() {
             return render_error(Protocol::Json, &DoorError::WrongService(service.name()), None, request_id, started);
+        }
+        // A name outside the ECS model is UnknownOperationException for
+        // everyone; anything else is authorized before its body is read.
+        let is_operation = service != JsonService::Ecs || berth_ecs::operations::is_ecs_operation(operation);
+        let action = Action { service: authz::iam_prefix(service.name()), name: operation };
+        if is_operation && let Some(denial) = caller.denied(action) {
+            return render_error(Protocol::Json, &DoorError::AccessDenied(denial), Some(operation), request_id, started);
         }
         let input = match json::parse_body(body) {
             Ok(i) => i,
@@ -206,6 +324,7 @@ impl FrontDoor {
     fn handle_query(
         &self,
         ctx: &RequestContext,
+        caller: &Caller,
         signing_service: &str,
         form: &[(String, String)],
         request_id: &str,
@@ -213,11 +332,23 @@ impl FrontDoor {
     ) -> Response<Full<Bytes>> {
         let action = form.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.as_str()).unwrap_or("");
         if signing_service == "ec2" {
+            // Names that are no EC2 action get berth-ec2's own answer.
+            let named = Action { service: "ec2", name: action };
+            if berth_ec2::operations::is_ec2_action(action) && caller.denied(named).is_some() {
+                let message = authz::ec2_denial_message(&caller.arn, named);
+                let xml = berth_ec2::xml::error_document("UnauthorizedOperation", &message, request_id);
+                return respond(StatusCode::FORBIDDEN, "text/xml", Bytes::from(xml), request_id, started);
+            }
             return self.handle_ec2(ctx, form, request_id, started);
         }
+        let query_service = matches!(signing_service, "iam" | "sts" | "elasticloadbalancing" | "monitoring");
+        let named = Action { service: authz::iam_prefix(signing_service), name: action };
         let result = match (signing_service, action) {
-            ("sts", "GetCallerIdentity") => Ok(sts::get_caller_identity(ctx, request_id)),
-            ("iam" | "sts" | "elasticloadbalancing" | "monitoring", a) if !a.is_empty() => {
+            (_, a) if query_service && !a.is_empty() && caller.denied(named).is_some() => {
+                Err(DoorError::QueryAccessDenied(authz::denial_message(&caller.arn, named)))
+            }
+            ("sts", "GetCallerIdentity") => Ok(sts::get_caller_identity(ctx, &caller.user_id, request_id)),
+            (_, a) if query_service && !a.is_empty() => {
                 Err(DoorError::ServiceNotServed(a.to_string(), static_service_name(signing_service)))
             }
             _ => Err(DoorError::InvalidAction(action.to_string())),
@@ -233,9 +364,11 @@ impl FrontDoor {
     /// The agent's long poll (see berth-agent-protocol): SigV4 with the
     /// signing name `ecs`, a JSON `PollRequest` in, a `PollResponse` out,
     /// errors as ECS JSON errors.
+    #[allow(clippy::too_many_arguments)]
     async fn handle_poll(
         &self,
         ctx: &RequestContext,
+        caller: &Caller,
         method: &Method,
         signing_service: &str,
         body: &[u8],
@@ -248,6 +381,9 @@ impl FrontDoor {
         }
         if method != Method::POST {
             return render_error(Protocol::Json, &DoorError::UnknownTarget, Some(OP), request_id, started);
+        }
+        if let Some(denial) = caller.denied(Action::POLL) {
+            return render_error(Protocol::Json, &DoorError::AccessDenied(denial), Some(OP), request_id, started);
         }
         let req: berth_agent_protocol::PollRequest = match serde_json::from_slice(body) {
             Ok(r) => r,
@@ -263,6 +399,53 @@ impl FrontDoor {
                 respond(StatusCode::OK, json::CONTENT_TYPE_1_1, Bytes::from(bytes), request_id, started)
             }
             Err(e) => render_error(Protocol::Json, &e, Some(OP), request_id, started),
+        }
+    }
+
+    /// Mint instance credentials for an agent (`POST /agent/v1/credentials`,
+    /// see berth-agent-protocol): root only, SigV4 with the signing name
+    /// `ecs`, a JSON `CredentialsRequest` in (an empty body is `{}`), a
+    /// `CredentialsResponse` out, errors as ECS JSON errors.
+    #[allow(clippy::too_many_arguments)]
+    async fn handle_mint(
+        &self,
+        ctx: &RequestContext,
+        caller: &Caller,
+        method: &Method,
+        signing_service: &str,
+        body: &[u8],
+        request_id: &str,
+        started: Instant,
+    ) -> Response<Full<Bytes>> {
+        const OP: &str = "CreateInstanceCredentials";
+        if signing_service != "ecs" {
+            return render_error(Protocol::Json, &DoorError::WrongService("ecs"), Some(OP), request_id, started);
+        }
+        if method != Method::POST {
+            return render_error(Protocol::Json, &DoorError::UnknownTarget, Some(OP), request_id, started);
+        }
+        if let Some(denial) = caller.denied(Action::CREATE_INSTANCE_CREDENTIALS) {
+            return render_error(Protocol::Json, &DoorError::AccessDenied(denial), Some(OP), request_id, started);
+        }
+        let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+        let req: berth_agent_protocol::CredentialsRequest = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => {
+                let err = DoorError::Serialization(format!("Request could not be deserialized: {e}"));
+                return render_error(Protocol::Json, &err, Some(OP), request_id, started);
+            }
+        };
+        let store = self.instance_keys.store().clone();
+        match instance_credentials::mint(store.as_ref(), &ctx.account, req.name.as_deref(), ctx.now).await {
+            Ok(creds) => {
+                self.instance_keys.remember(&creds);
+                tracing::info!(access_key_id = %creds.access_key_id, principal = %creds.principal_arn, by = %caller.arn, request_id, "minted instance credentials");
+                let resp = berth_agent_protocol::CredentialsResponse::from(creds);
+                // Serialising plain data structures cannot fail.
+                let bytes = serde_json::to_vec(&resp).unwrap_or_default();
+                respond(StatusCode::OK, json::CONTENT_TYPE_1_1, Bytes::from(bytes), request_id, started)
+            }
+            Err(e) => render_error(Protocol::Json, &DoorError::from(e), Some(OP), request_id, started),
         }
     }
 
@@ -354,6 +537,11 @@ fn render_error(
                 resp.headers_mut().insert("x-amzn-errortype", v);
             }
             resp
+        }
+        Protocol::Query if e.status() >= 500 => {
+            // The query protocol's name for a server fault (as internal_error).
+            let xml = query::error_xml("InternalFailure", &e.message(), false, request_id);
+            respond(status_of(e.status()), "text/xml", Bytes::from(xml), request_id, started)
         }
         Protocol::Query => {
             let (status, xml) = query::render_error(e, request_id);

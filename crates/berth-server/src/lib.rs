@@ -7,13 +7,20 @@
 //!   rendering of results and errors in the caller's protocol.
 //! * [`listener`]: the accept loop (TCP_NODELAY, HTTP/1.1 keep-alive,
 //!   graceful shutdown).
+//! * [`instance_credentials`]: each agent's own access key (principal
+//!   `assumed-role/BerthInstanceRole/{name}`), minted by the root and kept
+//!   in the store.
+//! * [`authz`]: which principal may perform which action.
 
+pub mod authz;
 pub mod credentials;
 pub mod front_door;
+pub mod instance_credentials;
 pub mod listener;
 mod panic_guard;
 mod sts;
 
 pub use credentials::{AccountIdentity, CredentialError};
 pub use front_door::FrontDoor;
+pub use instance_credentials::InstanceCredentials;
 pub use listener::serve;

@@ -92,12 +92,12 @@ fn apply_provider_settings(base: &mut Map<String, Value>, update: &Map<String, V
         check_range(ms.get("instanceWarmupPeriod"), "managedScaling.instanceWarmupPeriod", 0, 10_000)?;
         let min = ms.get("minimumScalingStepSize").and_then(Value::as_i64);
         let max = ms.get("maximumScalingStepSize").and_then(Value::as_i64);
-        if let (Some(min), Some(max)) = (min, max) {
-            if min > max {
-                return Err(EcsError::invalid(
-                    "managedScaling.minimumScalingStepSize must be less than or equal to maximumScalingStepSize.",
-                ));
-            }
+        if let (Some(min), Some(max)) = (min, max)
+            && min > max
+        {
+            return Err(EcsError::invalid(
+                "managedScaling.minimumScalingStepSize must be less than or equal to maximumScalingStepSize.",
+            ));
         }
         let target = base.entry("managedScaling").or_insert_with(|| json!({}));
         if let Some(t) = target.as_object_mut() {
@@ -373,10 +373,8 @@ pub async fn describe(store: &dyn Store, ctx: &RequestContext, body: Map<String,
     for p in &providers {
         let t = if with_tags { Some(tags::load(store, &keys, &arn_of(ctx, &p.name)).await?) } else { None };
         let mut v = render(ctx, p, t.as_deref());
-        if !with_tags {
-            if let Some(o) = v.as_object_mut() {
-                o.remove("tags");
-            }
+        if !with_tags && let Some(o) = v.as_object_mut() {
+            o.remove("tags");
         }
         rendered.push(v);
     }

@@ -125,18 +125,18 @@ fn merged_settings(base: &[Setting], updates: &[Setting]) -> Vec<Setting> {
 fn validate_configuration(configuration: &Option<Value>) -> EcsResult<()> {
     let Some(cfg) = configuration else { return Ok(()) };
     let obj = cfg.as_object().ok_or_else(|| EcsError::Serialization("configuration must be a structure".into()))?;
-    if let Some(exec) = obj.get("executeCommandConfiguration") {
-        if let Some(logging) = exec.get("logging").and_then(Value::as_str) {
-            if !["NONE", "DEFAULT", "OVERRIDE"].contains(&logging) {
-                return Err(EcsError::invalid(format!(
-                    "Invalid value '{logging}' for executeCommandConfiguration.logging. Valid values are: NONE, DEFAULT, OVERRIDE"
-                )));
-            }
-            if logging != "OVERRIDE" && exec.get("logConfiguration").is_some() {
-                return Err(EcsError::invalid(
-                    "The specified logging configuration is only valid when logging is set to OVERRIDE.",
-                ));
-            }
+    if let Some(exec) = obj.get("executeCommandConfiguration")
+        && let Some(logging) = exec.get("logging").and_then(Value::as_str)
+    {
+        if !["NONE", "DEFAULT", "OVERRIDE"].contains(&logging) {
+            return Err(EcsError::invalid(format!(
+                "Invalid value '{logging}' for executeCommandConfiguration.logging. Valid values are: NONE, DEFAULT, OVERRIDE"
+            )));
+        }
+        if logging != "OVERRIDE" && exec.get("logConfiguration").is_some() {
+            return Err(EcsError::invalid(
+                "The specified logging configuration is only valid when logging is set to OVERRIDE.",
+            ));
         }
     }
     Ok(())
@@ -242,10 +242,10 @@ async fn render(
     if include.settings {
         out["settings"] = serde_json::to_value(&c.settings).unwrap_or_else(|_| json!([]));
     }
-    if include.configurations {
-        if let Some(cfg) = &c.configuration {
-            out["configuration"] = cfg.clone();
-        }
+    if include.configurations
+        && let Some(cfg) = &c.configuration
+    {
+        out["configuration"] = cfg.clone();
     }
     if include.attachments {
         out["attachments"] = json!([]);
@@ -287,10 +287,10 @@ pub async fn create(store: &dyn Store, ctx: &RequestContext, body: Map<String, V
     let providers = req.capacity_providers.unwrap_or_default();
     let strategy = req.default_capacity_provider_strategy.unwrap_or_default();
     capacity_providers::validate_cluster_association(store, ctx, &name, &providers, &strategy).await?;
-    if let Some(sc) = &req.service_connect_defaults {
-        if sc.get("namespace").and_then(Value::as_str).is_none_or(str::is_empty) {
-            return Err(EcsError::invalid("serviceConnectDefaults.namespace can not be blank."));
-        }
+    if let Some(sc) = &req.service_connect_defaults
+        && sc.get("namespace").and_then(Value::as_str).is_none_or(str::is_empty)
+    {
+        return Err(EcsError::invalid("serviceConnectDefaults.namespace can not be blank."));
     }
 
     let keys = Keys::for_request(ctx);
@@ -298,11 +298,11 @@ pub async fn create(store: &dyn Store, ctx: &RequestContext, body: Map<String, V
     let arn = ctx.arn(format!("cluster/{name}"));
     for _ in 0..MAX_CONFLICT_RETRIES {
         let existing = repo::load::<ClusterRecord>(store, &key).await?;
-        if let Some(l) = &existing {
-            if l.record.status == "ACTIVE" {
-                // CreateCluster is idempotent: an ACTIVE cluster of that name is returned as is.
-                return Ok(json!({ "cluster": render_full(store, ctx, &keys, &l.record).await? }));
-            }
+        if let Some(l) = &existing
+            && l.record.status == "ACTIVE"
+        {
+            // CreateCluster is idempotent: an ACTIVE cluster of that name is returned as is.
+            return Ok(json!({ "cluster": render_full(store, ctx, &keys, &l.record).await? }));
         }
         let default_insights = crate::account_settings::effective_value(store, ctx, "containerInsights")
             .await?

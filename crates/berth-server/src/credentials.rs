@@ -133,16 +133,16 @@ pub fn load_or_create(data_dir: &Path, overrides: &Overrides) -> Result<AccountI
         _ => return Err(CredentialError::HalfSetRootKey),
     }
 
-    if let Some(s) = stored {
-        if s.account_id == account_id.as_str() {
-            return Ok(AccountIdentity {
-                account_id,
-                root_access_key_id: s.access_key_id,
-                root_secret_access_key: s.secret_access_key,
-                newly_created: false,
-                file: Some(path),
-            });
-        }
+    if let Some(s) = stored
+        && s.account_id == account_id.as_str()
+    {
+        return Ok(AccountIdentity {
+            account_id,
+            root_access_key_id: s.access_key_id,
+            root_secret_access_key: s.secret_access_key,
+            newly_created: false,
+            file: Some(path),
+        });
     }
     let created = StoredRootKey {
         account_id: account_id.to_string(),

@@ -62,7 +62,12 @@ pub struct ContainerRecord {
     pub network_bindings: Vec<Value>,
     #[serde(default)]
     pub network_interfaces: Vec<Value>,
+    /// HEALTHY, UNHEALTHY or UNKNOWN, as the agent last reported it.
     pub health_status: String,
+    /// The container's definition has a `healthCheck`: only such
+    /// (essential) containers decide the task's health.
+    #[serde(default)]
+    pub has_health_check: bool,
     pub cpu: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<String>,
@@ -159,6 +164,29 @@ fn rank(status: &str) -> Option<usize> {
     ORDER.iter().position(|s| *s == status)
 }
 
+/// The container health values ECS knows.
+const HEALTH_STATUSES: &[&str] = &["HEALTHY", "UNHEALTHY", "UNKNOWN"];
+
+/// A task's `healthStatus`, as ECS derives it: only essential containers
+/// with a health check count; any of them UNHEALTHY makes the task
+/// UNHEALTHY, all of them HEALTHY makes it HEALTHY, and anything else (none
+/// has a check, or one is still UNKNOWN) is UNKNOWN.
+pub fn task_health(containers: &[ContainerRecord]) -> &'static str {
+    let mut checked = containers.iter().filter(|c| c.essential && c.has_health_check).peekable();
+    if checked.peek().is_none() {
+        return "UNKNOWN";
+    }
+    let mut all_healthy = true;
+    for c in checked {
+        match c.health_status.as_str() {
+            "UNHEALTHY" => return "UNHEALTHY",
+            "HEALTHY" => {}
+            _ => all_healthy = false,
+        }
+    }
+    if all_healthy { "HEALTHY" } else { "UNKNOWN" }
+}
+
 fn container_rank(status: &str) -> usize {
     match status {
         "PENDING" => 0,
@@ -214,7 +242,7 @@ pub fn render(t: &TaskRecord, tags: Option<&[Tag]>) -> Value {
     out.insert("enableExecuteCommand".into(), json!(t.enable_execute_command));
     opt(&mut out, "executionStoppedAt", t.execution_stopped_at.map(|v| json!(v)));
     out.insert("group".into(), json!(t.group));
-    out.insert("healthStatus".into(), json!("UNKNOWN"));
+    out.insert("healthStatus".into(), json!(task_health(&t.containers)));
     out.insert("lastStatus".into(), json!(t.last_status));
     out.insert("launchType".into(), json!(t.launch_type));
     out.insert("memory".into(), json!(t.memory));
@@ -591,6 +619,7 @@ fn new_task(
                 network_bindings: Vec::new(),
                 network_interfaces: Vec::new(),
                 health_status: "UNKNOWN".into(),
+                has_health_check: c.get("healthCheck").is_some_and(|h| !h.is_null()),
                 cpu: cpu.to_string(),
                 memory: memory.map(|m| m.to_string()),
                 memory_reservation: res.map(|m| m.to_string()),
@@ -1113,6 +1142,9 @@ struct ContainerChange {
     network_bindings: Option<Vec<Value>>,
     reason: Option<String>,
     status: Option<String>,
+    /// Berth extension: the container's health as the agent's health check
+    /// last found it.
+    health_status: Option<String>,
 }
 
 #[derive(Deserialize, Clone)]
@@ -1141,6 +1173,14 @@ struct TaskChangeInput {
 }
 
 fn apply_container(t: &mut TaskRecord, ch: &ContainerChange) -> EcsResult<()> {
+    if let Some(h) = ch.health_status.as_deref()
+        && !HEALTH_STATUSES.contains(&h)
+    {
+        return Err(EcsError::invalid(format!(
+            "Invalid healthStatus {h}. Valid values are: {}",
+            HEALTH_STATUSES.join(", ")
+        )));
+    }
     let Some(name) = ch.container_name.as_deref() else { return Ok(()) };
     let host_ports: Vec<AssignedPort> = t.host_ports.iter().filter(|p| p.container_name == name).cloned().collect();
     let Some(c) = t.containers.iter_mut().find(|c| c.name == name) else {
@@ -1165,6 +1205,9 @@ fn apply_container(t: &mut TaskRecord, ch: &ContainerChange) -> EcsResult<()> {
     }
     if let Some(v) = &ch.reason {
         c.reason = Some(v.clone());
+    }
+    if let Some(h) = &ch.health_status {
+        c.health_status = h.clone();
     }
     match &ch.network_bindings {
         Some(b) if !b.is_empty() => c.network_bindings = b.clone(),
@@ -1347,6 +1390,7 @@ struct ContainerChangeInput {
     exit_code: Option<i64>,
     reason: Option<String>,
     network_bindings: Option<Vec<Value>>,
+    health_status: Option<String>,
 }
 
 pub async fn submit_container_state_change(
@@ -1364,6 +1408,7 @@ pub async fn submit_container_state_change(
         network_bindings: req.network_bindings.clone(),
         reason: req.reason.clone(),
         status: req.status.clone(),
+        health_status: req.health_status.clone(),
     };
     if change.container_name.as_deref().is_none_or(str::is_empty) {
         return Err(EcsError::invalid("containerName can not be blank."));

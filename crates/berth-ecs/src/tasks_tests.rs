@@ -385,3 +385,99 @@ async fn discover_poll_endpoint_echoes_caller_endpoint() {
     let out = crate::agent_session::discover_poll_endpoint(s.as_ref(), &ctx(), body(json!({})), Some("http://10.0.0.5:4566")).await.unwrap();
     assert_eq!(out["endpoint"], "http://10.0.0.5:4566/");
 }
+
+fn container(essential: bool, checked: bool, health: &str) -> ContainerRecord {
+    ContainerRecord {
+        container_arn: "arn".into(),
+        name: "c".into(),
+        image: "busybox".into(),
+        image_digest: None,
+        runtime_id: None,
+        last_status: "RUNNING".into(),
+        exit_code: None,
+        reason: None,
+        network_bindings: Vec::new(),
+        network_interfaces: Vec::new(),
+        health_status: health.into(),
+        has_health_check: checked,
+        cpu: "0".into(),
+        memory: None,
+        memory_reservation: None,
+        essential,
+    }
+}
+
+#[test]
+fn task_health_counts_only_essential_checked_containers() {
+    let c = container;
+    let cases: &[(&[ContainerRecord], &str)] = &[
+        (&[], "UNKNOWN"),
+        // No health checks at all: whatever was reported, UNKNOWN.
+        (&[c(true, false, "HEALTHY"), c(true, false, "UNHEALTHY")], "UNKNOWN"),
+        (&[c(true, true, "HEALTHY")], "HEALTHY"),
+        (&[c(true, true, "HEALTHY"), c(true, true, "HEALTHY"), c(true, false, "UNKNOWN")], "HEALTHY"),
+        (&[c(true, true, "HEALTHY"), c(true, true, "UNKNOWN")], "UNKNOWN"),
+        (&[c(true, true, "UNKNOWN"), c(true, true, "UNHEALTHY")], "UNHEALTHY"),
+        (&[c(true, true, "HEALTHY"), c(true, true, "UNHEALTHY")], "UNHEALTHY"),
+        // Non-essential containers never decide.
+        (&[c(true, true, "HEALTHY"), c(false, true, "UNHEALTHY")], "HEALTHY"),
+        (&[c(false, true, "HEALTHY")], "UNKNOWN"),
+    ];
+    for (containers, want) in cases {
+        let got = task_health(containers);
+        let shape: Vec<_> = containers.iter().map(|c| (c.essential, c.has_health_check, c.health_status.as_str())).collect();
+        assert_eq!(got, *want, "{shape:?}");
+    }
+}
+
+#[test]
+fn container_records_written_before_health_checks_still_load() {
+    let mut v = serde_json::to_value(container(true, true, "HEALTHY")).unwrap();
+    assert_eq!(v["hasHealthCheck"], true);
+    v.as_object_mut().unwrap().remove("hasHealthCheck");
+    let old: ContainerRecord = serde_json::from_value(v).unwrap();
+    assert!(!old.has_health_check);
+}
+
+#[tokio::test]
+async fn health_reports_drive_container_and_task_health() {
+    let (s, l, _) = setup(1, 4096).await;
+    let check = json!({"command": ["CMD-SHELL", "true"], "interval": 5});
+    td(s.as_ref(), "checked", json!({"containerDefinitions": [
+        {"name": "app", "image": "busybox", "memory": 64, "healthCheck": check},
+        {"name": "sidecar", "image": "busybox", "memory": 64},
+        {"name": "helper", "image": "busybox", "memory": 64, "essential": false, "healthCheck": check}]})).await;
+    let out = run(s.as_ref(), &l, json!({"cluster": "c", "taskDefinition": "checked"})).await.unwrap();
+    let arn = out["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    assert_eq!(out["tasks"][0]["healthStatus"], "UNKNOWN");
+    let health = |d: &Value| {
+        let by_name = |n: &str| d["containers"].as_array().unwrap().iter().find(|c| c["name"] == n).unwrap()["healthStatus"].clone();
+        (d["healthStatus"].clone(), by_name("app"), by_name("sidecar"), by_name("helper"))
+    };
+
+    report(s.as_ref(), &l, &arn, json!({"status": "RUNNING", "containers": [
+        {"containerName": "app", "status": "RUNNING", "healthStatus": "HEALTHY"},
+        {"containerName": "sidecar", "status": "RUNNING"}]})).await;
+    let d = describe_one(s.as_ref(), &arn).await;
+    assert_eq!(health(&d), (json!("HEALTHY"), json!("HEALTHY"), json!("UNKNOWN"), json!("UNKNOWN")));
+
+    // A non-essential container's health shows on it, not on the task.
+    submit_container_state_change(s.as_ref(), &l, &ctx(), body(json!({"cluster": "c", "task": arn, "containerName": "helper", "healthStatus": "UNHEALTHY"}))).await.unwrap();
+    let d = describe_one(s.as_ref(), &arn).await;
+    assert_eq!(health(&d), (json!("HEALTHY"), json!("HEALTHY"), json!("UNKNOWN"), json!("UNHEALTHY")));
+
+    report(s.as_ref(), &l, &arn, json!({"containers": [{"containerName": "app", "healthStatus": "UNHEALTHY"}]})).await;
+    assert_eq!(health(&describe_one(s.as_ref(), &arn).await).0, "UNHEALTHY");
+    report(s.as_ref(), &l, &arn, json!({"containers": [{"containerName": "app", "healthStatus": "UNKNOWN"}]})).await;
+    assert_eq!(health(&describe_one(s.as_ref(), &arn).await).0, "UNKNOWN");
+
+    // Values ECS does not know are refused, and change nothing.
+    let before = describe_one(s.as_ref(), &arn).await;
+    let e = submit_task_state_change(s.as_ref(), &l, &ctx(), body(json!({"cluster": "c", "task": arn, "containers": [
+        {"containerName": "app", "healthStatus": "HEALTHY"}, {"containerName": "sidecar", "healthStatus": "SICK"}]}))).await.unwrap_err();
+    assert_eq!(code(&e), "InvalidParameterException");
+    assert!(e.to_string().contains("SICK"), "{e}");
+    let e = submit_container_state_change(s.as_ref(), &l, &ctx(), body(json!({"cluster": "c", "task": arn, "containerName": "app", "healthStatus": "healthy"}))).await.unwrap_err();
+    assert_eq!(code(&e), "InvalidParameterException");
+    assert_eq!(describe_one(s.as_ref(), &arn).await, before);
+}

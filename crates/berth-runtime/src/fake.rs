@@ -17,6 +17,7 @@ pub enum Call {
     Start(ContainerSpec),
     Kill(String, Signal),
     Delete(String),
+    Exec(String, Vec<String>),
 }
 
 #[derive(Debug)]
@@ -34,6 +35,8 @@ struct Inner {
     start_failures: VecDeque<String>,
     ignored: HashSet<(String, i32)>,
     now: f64,
+    /// Exit code of `exec` per container; 0 when not set, `None` = timeout.
+    exec_results: BTreeMap<String, Option<i32>>,
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +57,12 @@ impl FakeRuntime {
     /// Every start, kill and delete so far, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()
+    }
+
+    /// What `exec` in container `id` returns from now on (`None`: it
+    /// times out).
+    pub fn set_exec_result(&self, id: &str, result: Option<i32>) {
+        self.lock().exec_results.insert(id.to_string(), result);
     }
 
     /// The spec a container was started with.
@@ -190,6 +199,20 @@ impl ContainerRuntime for FakeRuntime {
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return Ok(None);
             }
+        }
+    }
+
+    async fn exec(&self, id: &str, args: &[String], _timeout: Duration) -> Result<Option<i32>, RuntimeError> {
+        let mut inner = self.lock();
+        inner.calls.push(Call::Exec(id.to_string(), args.to_vec()));
+        match inner.containers.get(id) {
+            None => Err(RuntimeError::NotFound(id.to_string())),
+            Some(FakeContainer { exit: Some(_), .. }) => Err(RuntimeError::Runc {
+                command: "exec",
+                id: id.to_string(),
+                message: "cannot exec in a stopped container".into(),
+            }),
+            Some(_) => Ok(inner.exec_results.get(id).cloned().unwrap_or(Some(0))),
         }
     }
 

@@ -541,6 +541,38 @@ impl ContainerRuntime for RuncRuntime {
         })
     }
 
+    async fn exec(&self, id: &str, args: &[String], timeout: Duration) -> Result<Option<i32>, RuntimeError> {
+        Self::require_valid(id)?;
+        if args.is_empty() {
+            return Err(spec::SpecError::NoCommand.into());
+        }
+        // runc copies the container's process (user, env, cwd) and replaces
+        // only the arguments. Output goes nowhere: ECS keeps none of it.
+        let mut child = self
+            .runc_cmd()
+            .arg("exec")
+            .arg(id)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(RuntimeError::io("running runc exec"))?;
+        match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(status) => {
+                let status = status.map_err(RuntimeError::io("waiting for runc exec"))?;
+                Ok(Some(status.code().unwrap_or(128 + std::os::unix::process::ExitStatusExt::signal(&status).unwrap_or(0))))
+            }
+            Err(_) => {
+                // kill_on_drop kills runc; the exec'd process dies with it
+                // because runc exec keeps it in the foreground.
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                Ok(None)
+            }
+        }
+    }
+
     async fn wait(&self, id: &str, timeout: Duration) -> Result<Option<ExitStatus>, RuntimeError> {
         let deadline = tokio::time::Instant::now() + timeout;
         let dir = self.state_dir(id);

@@ -128,6 +128,10 @@ pub trait ContainerRuntime: Send + Sync {
     async fn delete(&self, id: &str) -> Result<(), RuntimeError>;
     /// Every container this runtime holds state for, running or exited.
     async fn list(&self) -> Result<Vec<String>, RuntimeError>;
+    /// Run `args` inside the running container (its namespaces, cgroup,
+    /// user, environment and working directory), as health checks do.
+    /// `Ok(None)` when it did not finish within `timeout` (it is killed).
+    async fn exec(&self, id: &str, args: &[String], timeout: Duration) -> Result<Option<i32>, RuntimeError>;
 }
 
 /// How long after SIGKILL a container must be gone before [`stop`] gives up.

@@ -1,0 +1,166 @@
+//! The agent's side of the control plane: ECS operations and the long
+//! poll, behind [`ControlPlane`] so the task engine can be tested against
+//! an in-process server and simulated hosts can share one.
+
+use berth_agent_protocol::{PollRequest, PollResponse, POLL_HOLD_SECS, POLL_PATH};
+use http::{HeaderMap, HeaderValue};
+use serde_json::Value;
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+const ECS_TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113";
+const JSON_1_1: &str = "application/x-amz-json-1.1";
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ControlError {
+    /// The server could not be reached or the connection broke: retry.
+    #[error("cannot reach the control plane: {0}")]
+    Unreachable(String),
+    /// The server answered with an AWS error.
+    #[error("{code}: {message}")]
+    Api { code: String, message: String },
+    #[error("unreadable answer from the control plane: {0}")]
+    Decode(String),
+}
+
+impl ControlError {
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ControlError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+pub trait ControlPlane: Send + Sync {
+    /// One ECS JSON operation (`RegisterContainerInstance`, ...).
+    async fn call(&self, operation: &str, body: Value) -> Result<Value, ControlError>;
+    /// One long poll: returns within [`POLL_HOLD_SECS`] (plus latency).
+    async fn poll(&self, req: &PollRequest) -> Result<PollResponse, ControlError>;
+}
+
+/// AWS credentials the agent signs with.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl fmt::Debug for AgentCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AgentCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The real thing: SigV4-signed HTTP to a Berth server.
+pub struct HttpControlPlane {
+    client: reqwest::Client,
+    endpoint: String,
+    host: String,
+    region: String,
+    credentials: AgentCredentials,
+}
+
+impl HttpControlPlane {
+    /// `endpoint` is `http://host:port`. TLS endpoints are not supported
+    /// yet: the agent has no TLS stack of its own (see ARCHITECTURE.md).
+    pub fn new(endpoint: &str, region: &str, credentials: AgentCredentials) -> Result<HttpControlPlane, ControlError> {
+        let endpoint = endpoint.trim_end_matches('/').to_string();
+        let host = endpoint
+            .strip_prefix("http://")
+            .ok_or_else(|| ControlError::Unreachable(format!("{endpoint}: only http:// endpoints are supported")))?
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            // A poll is held up to POLL_HOLD_SECS; anything far beyond is a dead connection.
+            .timeout(Duration::from_secs(POLL_HOLD_SECS + 25))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| ControlError::Unreachable(e.to_string()))?;
+        Ok(HttpControlPlane { client, endpoint, host, region: region.to_string(), credentials })
+    }
+
+    async fn post(&self, path: &str, target: Option<&str>, body: Vec<u8>) -> Result<Value, ControlError> {
+        let mut headers = HeaderMap::new();
+        let value = |s: &str| HeaderValue::from_str(s).map_err(|e| ControlError::Unreachable(e.to_string()));
+        headers.insert(http::header::HOST, value(&self.host)?);
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(JSON_1_1));
+        if let Some(t) = target {
+            headers.insert("x-amz-target", value(t)?);
+        }
+        let params = berth_sigv4::signer::SigningParams {
+            credentials: berth_sigv4::signer::Credentials {
+                access_key_id: &self.credentials.access_key_id,
+                secret_access_key: &self.credentials.secret_access_key,
+                session_token: None,
+            },
+            region: &self.region,
+            service: "ecs",
+            time: SystemTime::now(),
+        };
+        berth_sigv4::signer::sign("POST", path, "", &mut headers, &body, &params)
+            .map_err(|e| ControlError::Unreachable(e.to_string()))?;
+        headers.remove(http::header::HOST);
+        let response = self
+            .client
+            .post(format!("{}{path}", self.endpoint))
+            .headers(headers)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| ControlError::Unreachable(e.to_string()))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| ControlError::Unreachable(e.to_string()))?;
+        let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(json);
+        }
+        if status.is_server_error() && json.get("__type").is_none() {
+            return Err(ControlError::Unreachable(format!("HTTP {status}")));
+        }
+        let code = json
+            .get("__type")
+            .and_then(Value::as_str)
+            .map(|t| t.rsplit('#').next().unwrap_or(t).to_string())
+            .unwrap_or_else(|| format!("HTTP{}", status.as_u16()));
+        let message = json.get("message").or_else(|| json.get("Message")).and_then(Value::as_str).unwrap_or_default().to_string();
+        Err(ControlError::Api { code, message })
+    }
+}
+
+#[async_trait::async_trait]
+impl ControlPlane for HttpControlPlane {
+    async fn call(&self, operation: &str, body: Value) -> Result<Value, ControlError> {
+        let body = serde_json::to_vec(&body).map_err(|e| ControlError::Decode(e.to_string()))?;
+        self.post("/", Some(&format!("{ECS_TARGET_PREFIX}.{operation}")), body).await
+    }
+
+    async fn poll(&self, req: &PollRequest) -> Result<PollResponse, ControlError> {
+        let body = serde_json::to_vec(req).map_err(|e| ControlError::Decode(e.to_string()))?;
+        let v = self.post(POLL_PATH, None, body).await?;
+        serde_json::from_value(v).map_err(|e| ControlError::Decode(e.to_string()))
+    }
+}
+
+/// Mints this host's instance credentials from an administrator's
+/// (`POST /agent/v1/credentials`, allowed to the account root only).
+pub async fn bootstrap_credentials(
+    endpoint: &str,
+    region: &str,
+    admin: AgentCredentials,
+    name: &str,
+) -> Result<AgentCredentials, ControlError> {
+    let plane = HttpControlPlane::new(endpoint, region, admin)?;
+    let body = serde_json::to_vec(&serde_json::json!({ "name": name })).map_err(|e| ControlError::Decode(e.to_string()))?;
+    let v = plane.post(berth_agent_protocol::CREDENTIALS_PATH, None, body).await?;
+    let field = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string).ok_or_else(|| ControlError::Decode(format!("no {k}")));
+    Ok(AgentCredentials { access_key_id: field("accessKeyId")?, secret_access_key: field("secretAccessKey")? })
+}

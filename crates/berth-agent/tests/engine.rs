@@ -1,0 +1,388 @@
+//! The task engine against the real ECS service (berth-ecs over a
+//! MemoryStore, called in process) with fake runtime, network, cgroups and
+//! images: what a user sees through DescribeTasks as containers start,
+//! exit, fail and get re-adopted.
+
+use berth_agent::control::{ControlError, ControlPlane};
+use berth_agent::engine::{Engine, EngineConfig};
+use berth_agent::host::HostResources;
+use berth_agent::images::FakeImages;
+use berth_agent::report::Reporter;
+use berth_agent::state::TaskFiles;
+use berth_agent::worker::Host;
+use berth_agent_protocol::{PollRequest, PollResponse};
+use berth_arn::{AccountId, Region};
+use berth_ecs::{Ecs, RequestContext};
+use berth_image::{ImageConfig, PullPolicy};
+use berth_net::{BridgeConfig, FakeNetwork};
+use berth_runtime::fake::Call;
+use berth_runtime::{FakeCgroups, FakeRuntime};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+struct InProcess {
+    ecs: Ecs,
+}
+
+fn ctx() -> RequestContext {
+    RequestContext {
+        account: AccountId::try_from("123456789012".to_string()).unwrap(),
+        region: Region::try_from("us-east-1".to_string()).unwrap(),
+        principal_arn: "arn:aws:iam::123456789012:root".into(),
+        now: SystemTime::now(),
+    }
+}
+
+#[async_trait::async_trait]
+impl ControlPlane for InProcess {
+    async fn call(&self, operation: &str, body: Value) -> Result<Value, ControlError> {
+        let Value::Object(map) = body else { panic!("bodies are objects") };
+        self.ecs.handle(&ctx(), operation, map).await.map_err(|e| ControlError::Api {
+            code: berth_wire::ServiceError::code(&e).to_string(),
+            message: e.to_string(),
+        })
+    }
+    async fn poll(&self, req: &PollRequest) -> Result<PollResponse, ControlError> {
+        self.ecs.poll(&ctx(), req.clone()).await.map_err(|e| ControlError::Api {
+            code: berth_wire::ServiceError::code(&e).to_string(),
+            message: e.to_string(),
+        })
+    }
+}
+
+struct Rig {
+    control: Arc<InProcess>,
+    runtime: Arc<FakeRuntime>,
+    host: Arc<Host>,
+    dir: tempfile::TempDir,
+}
+
+fn busybox() -> ImageConfig {
+    ImageConfig { cmd: vec!["sh".into()], env: vec!["PATH=/bin".into()], ..ImageConfig::default() }
+}
+
+async fn rig() -> Rig {
+    let store: Arc<dyn berth_store::Store> = Arc::new(berth_store::memory::MemoryStore::new());
+    let ecs = Ecs::new(store).with_poll_hold(Duration::from_millis(200));
+    let control = Arc::new(InProcess { ecs });
+    control.call("CreateCluster", json!({"clusterName": "demo"})).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Arc::new(FakeRuntime::new());
+    let images = Arc::new(FakeImages::new(dir.path().join("rootfs")));
+    images.add("busybox", busybox());
+    let network = Arc::new(FakeNetwork::new(BridgeConfig::default()).unwrap());
+    let host = Arc::new(Host {
+        cluster: "demo".into(),
+        runtime: runtime.clone(),
+        network,
+        cgroups: Arc::new(FakeCgroups::new()),
+        images,
+        clock: Arc::new(berth_clock::SystemClock),
+        reporter: Reporter::new(),
+        files: TaskFiles::open(dir.path().join("tasks")).unwrap(),
+        pull_policy: PullPolicy::Default,
+        boot_id: "boot-1".into(),
+    });
+    Rig { control, runtime, host, dir }
+}
+
+impl Rig {
+    fn engine(&self) -> Engine {
+        let cfg = EngineConfig {
+            cluster: "demo".into(),
+            region: "us-east-1".into(),
+            instance_type: "berth.test".into(),
+            availability_zone: "us-east-1a".into(),
+            hostname: "test-host".into(),
+            resources: HostResources { cpu_units: 2048, memory_mib: 4096 },
+            reserved_ports: vec![22],
+            reserved_ports_udp: vec![],
+            custom_attributes: vec![],
+            state_dir: self.dir.path().to_path_buf(),
+            task_cleanup_wait: Duration::from_secs(3600),
+        };
+        Engine::new(cfg, self.host.clone(), self.control.clone())
+    }
+
+    /// Runs an engine until the returned sender is dropped or fired.
+    fn start(&self) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let engine = self.engine();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let join = tokio::spawn(async move {
+            engine.run(async { let _ = rx.await; }).await.unwrap();
+        });
+        (tx, join)
+    }
+
+    async fn call(&self, op: &str, body: Value) -> Value {
+        self.control.call(op, body).await.unwrap_or_else(|e| panic!("{op}: {e}"))
+    }
+
+    async fn register_td(&self, td: Value) {
+        self.call("RegisterTaskDefinition", td).await;
+    }
+
+    async fn wait_instance(&self) {
+        for _ in 0..200 {
+            let l = self.call("ListContainerInstances", json!({"cluster": "demo"})).await;
+            if !l["containerInstanceArns"].as_array().unwrap().is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the agent never registered");
+    }
+
+    async fn run_task(&self, family: &str) -> String {
+        let r = self.call("RunTask", json!({"cluster": "demo", "taskDefinition": family})).await;
+        assert_eq!(r["failures"], json!([]), "{r}");
+        r["tasks"][0]["taskArn"].as_str().unwrap().to_string()
+    }
+
+    async fn describe(&self, arn: &str) -> Value {
+        let d = self.call("DescribeTasks", json!({"cluster": "demo", "tasks": [arn]})).await;
+        d["tasks"][0].clone()
+    }
+
+    async fn wait_status(&self, arn: &str, status: &str) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..500 {
+            last = self.describe(arn).await;
+            if last["lastStatus"] == status {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("task never reached {status}: {last:#}");
+    }
+
+    fn started(&self) -> Vec<String> {
+        self.runtime.calls().into_iter().filter_map(|c| if let Call::Start(s) = c { Some(s.id) } else { None }).collect()
+    }
+}
+
+fn web_td() -> Value {
+    json!({"family": "web", "networkMode": "bridge", "containerDefinitions": [{
+        "name": "web", "image": "busybox", "command": ["httpd", "-f"], "memory": 64,
+        "portMappings": [{"containerPort": 8080}], "stopTimeout": 2
+    }]})
+}
+
+#[tokio::test]
+async fn run_then_stop_reports_every_step_like_ecs() {
+    let rig = rig().await;
+    rig.register_td(web_td()).await;
+    let (_stop, _join) = rig.start();
+    rig.wait_instance().await;
+    let arn = rig.run_task("web").await;
+    let t = rig.wait_status(&arn, "RUNNING").await;
+    let c = &t["containers"][0];
+    assert_eq!(c["lastStatus"], "RUNNING");
+    let binding = &c["networkBindings"][0];
+    assert_eq!(binding["containerPort"], 8080);
+    assert!(binding["hostPort"].as_u64().unwrap() >= 1024, "{binding}");
+    assert!(t["pullStartedAt"].is_number() && t["pullStoppedAt"].is_number() && t["startedAt"].is_number(), "{t:#}");
+    let spec = rig.runtime.spec(c["runtimeId"].as_str().unwrap()).unwrap();
+    assert_eq!(spec.args, vec!["httpd", "-f"]);
+    assert_eq!(spec.resources.memory_limit_bytes, Some(64 << 20));
+
+    rig.call("StopTask", json!({"cluster": "demo", "task": arn, "reason": "done"})).await;
+    let t = rig.wait_status(&arn, "STOPPED").await;
+    assert_eq!(t["stopCode"], "UserInitiated");
+    assert_eq!(t["stoppedReason"], "done");
+    assert_eq!(t["containers"][0]["exitCode"], 143, "SIGTERM → 128 + 15: {t:#}");
+    assert!(t["stoppedAt"].is_number() && t["stoppingAt"].is_number());
+    let ci = rig.call("DescribeContainerInstances", json!({"cluster": "demo", "containerInstances": [t["containerInstanceArn"]]})).await;
+    let ci = &ci["containerInstances"][0];
+    assert_eq!(ci["runningTasksCount"], 0);
+    let remaining = ci["remainingResources"].as_array().unwrap();
+    let mem = remaining.iter().find(|r| r["name"] == "MEMORY").unwrap();
+    assert_eq!(mem["integerValue"], 4096, "memory is returned when the task stops");
+}
+
+#[tokio::test]
+async fn an_essential_exit_stops_the_task_with_its_exit_code() {
+    let rig = rig().await;
+    rig.register_td(json!({"family": "two", "containerDefinitions": [
+        {"name": "main", "image": "busybox", "memory": 32},
+        {"name": "side", "image": "busybox", "memory": 32, "essential": false}
+    ]}))
+    .await;
+    let (_stop, _join) = rig.start();
+    rig.wait_instance().await;
+    let arn = rig.run_task("two").await;
+    let t = rig.wait_status(&arn, "RUNNING").await;
+    let main_id = t["containers"].as_array().unwrap().iter().find(|c| c["name"] == "main").unwrap()["runtimeId"].as_str().unwrap().to_string();
+    rig.runtime.exit(&main_id, 3);
+    let t = rig.wait_status(&arn, "STOPPED").await;
+    assert_eq!(t["stopCode"], "EssentialContainerExited");
+    assert_eq!(t["stoppedReason"], "Essential container in task exited");
+    let by_name = |n: &str| t["containers"].as_array().unwrap().iter().find(|c| c["name"] == n).unwrap().clone();
+    assert_eq!(by_name("main")["exitCode"], 3);
+    assert_eq!(by_name("side")["exitCode"], 143, "the other container was stopped");
+}
+
+#[tokio::test]
+async fn non_essential_exit_keeps_the_task_running() {
+    let rig = rig().await;
+    rig.register_td(json!({"family": "two", "containerDefinitions": [
+        {"name": "main", "image": "busybox", "memory": 32},
+        {"name": "side", "image": "busybox", "memory": 32, "essential": false}
+    ]}))
+    .await;
+    let (_stop, _join) = rig.start();
+    rig.wait_instance().await;
+    let arn = rig.run_task("two").await;
+    let t = rig.wait_status(&arn, "RUNNING").await;
+    let side = t["containers"].as_array().unwrap().iter().find(|c| c["name"] == "side").unwrap()["runtimeId"].as_str().unwrap().to_string();
+    rig.runtime.exit(&side, 0);
+    for _ in 0..100 {
+        let t = rig.describe(&arn).await;
+        if t["containers"].as_array().unwrap().iter().any(|c| c["name"] == "side" && c["lastStatus"] == "STOPPED") {
+            assert_eq!(t["lastStatus"], "RUNNING");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the side container's exit was never reported");
+}
+
+#[tokio::test]
+async fn depends_on_orders_starts_and_an_unmet_condition_fails_the_task() {
+    let rig = rig().await;
+    rig.register_td(json!({"family": "ordered", "containerDefinitions": [
+        {"name": "app", "image": "busybox", "memory": 32, "dependsOn": [{"containerName": "migrate", "condition": "SUCCESS"}]},
+        {"name": "migrate", "image": "busybox", "memory": 32, "essential": false}
+    ]}))
+    .await;
+    let (_stop, _join) = rig.start();
+    rig.wait_instance().await;
+
+    let arn = rig.run_task("ordered").await;
+    let task_id = arn.rsplit('/').next().unwrap().to_string();
+    let migrate = format!("{task_id}-1");
+    let app = format!("{task_id}-0");
+    for _ in 0..200 {
+        if rig.started().contains(&migrate) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!rig.started().contains(&app), "app must wait for migrate to succeed");
+    rig.runtime.exit(&migrate, 0);
+    let t = rig.wait_status(&arn, "RUNNING").await;
+    assert!(rig.started().contains(&app), "{t:#}");
+
+    // Same definition, but the dependency fails: app never starts.
+    let arn = rig.run_task("ordered").await;
+    let task_id = arn.rsplit('/').next().unwrap().to_string();
+    let migrate = format!("{task_id}-1");
+    for _ in 0..200 {
+        if rig.started().contains(&migrate) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    rig.runtime.exit(&migrate, 1);
+    let t = rig.wait_status(&arn, "STOPPED").await;
+    assert!(!rig.started().contains(&format!("{task_id}-0")));
+    assert!(t["stoppedReason"].as_str().unwrap().contains("migrate"), "{t:#}");
+}
+
+#[tokio::test]
+async fn a_missing_image_fails_the_task_with_cannot_pull() {
+    let rig = rig().await;
+    rig.register_td(json!({"family": "ghost", "containerDefinitions": [{"name": "g", "image": "nosuch/image:1", "memory": 32}]})).await;
+    let (_stop, _join) = rig.start();
+    rig.wait_instance().await;
+    let arn = rig.run_task("ghost").await;
+    let t = rig.wait_status(&arn, "STOPPED").await;
+    assert_eq!(t["stopCode"], "TaskFailedToStart");
+    assert!(t["stoppedReason"].as_str().unwrap().starts_with("CannotPullContainerError"), "{t:#}");
+    assert!(t["containers"][0]["reason"].as_str().unwrap().starts_with("CannotPullContainerError"));
+    assert!(rig.started().is_empty());
+}
+
+#[tokio::test]
+async fn health_checks_drive_container_and_task_health() {
+    let rig = rig().await;
+    rig.register_td(json!({"family": "hc", "containerDefinitions": [{"name": "h", "image": "busybox", "memory": 32,
+        "healthCheck": {"command": ["CMD-SHELL", "true"], "interval": 5, "timeout": 2, "retries": 2}}]}))
+    .await;
+    let (_stop, _join) = rig.start();
+    rig.wait_instance().await;
+    let arn = rig.run_task("hc").await;
+    let t = rig.wait_status(&arn, "RUNNING").await;
+    assert_eq!(t["containers"][0]["healthStatus"], "UNKNOWN");
+    let id = t["containers"][0]["runtimeId"].as_str().unwrap().to_string();
+    let mut seen_healthy = false;
+    for _ in 0..400 {
+        let t = rig.describe(&arn).await;
+        if !seen_healthy && t["containers"][0]["healthStatus"] == "HEALTHY" {
+            assert_eq!(t["healthStatus"], "HEALTHY");
+            seen_healthy = true;
+            rig.runtime.set_exec_result(&id, Some(1));
+        }
+        if seen_healthy && t["containers"][0]["healthStatus"] == "UNHEALTHY" {
+            assert_eq!(t["healthStatus"], "UNHEALTHY");
+            assert!(rig.runtime.calls().iter().any(|c| matches!(c, Call::Exec(i, args) if *i == id && args[..2] == ["/bin/sh".to_string(), "-c".to_string()])));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("health never went HEALTHY then UNHEALTHY (seen healthy: {seen_healthy})");
+}
+
+#[tokio::test]
+async fn a_new_agent_re_adopts_running_containers_and_reports_their_exit() {
+    let rig = rig().await;
+    rig.register_td(web_td()).await;
+    let (stop, join) = rig.start();
+    rig.wait_instance().await;
+    let arn = rig.run_task("web").await;
+    let t = rig.wait_status(&arn, "RUNNING").await;
+    let id = t["containers"][0]["runtimeId"].as_str().unwrap().to_string();
+    let _ = stop.send(());
+    join.await.unwrap();
+    let starts_before = rig.started().len();
+
+    // The container ends while no agent runs.
+    rig.runtime.exit(&id, 7);
+    let (_stop, _join) = rig.start();
+    let t = rig.wait_status(&arn, "STOPPED").await;
+    assert_eq!(t["containers"][0]["exitCode"], 7);
+    assert_eq!(rig.started().len(), starts_before, "nothing was started again");
+    let arns = rig.call("ListContainerInstances", json!({"cluster": "demo"})).await;
+    assert_eq!(arns["containerInstanceArns"].as_array().unwrap().len(), 1, "the host kept its container instance");
+}
+
+#[tokio::test]
+async fn a_task_the_server_no_longer_lists_is_stopped() {
+    let rig = rig().await;
+    rig.register_td(web_td()).await;
+    let mut engine = rig.engine();
+    engine.register().await.unwrap();
+    // Desired state with a task, then without it.
+    let r = rig.run_task("web").await;
+    let arn = engine.container_instance_arn().unwrap().to_string();
+    let state = rig.control.poll(&PollRequest { cluster: "demo".into(), container_instance_arn: arn, known_version: None }).await.unwrap();
+    engine.apply(&state.desired);
+    let task_id = r.rsplit('/').next().unwrap().to_string();
+    let cid = format!("{task_id}-0");
+    for _ in 0..200 {
+        if rig.started().contains(&cid) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    engine.apply(&berth_agent_protocol::DesiredState::default());
+    for _ in 0..300 {
+        if rig.runtime.calls().iter().any(|c| matches!(c, Call::Kill(i, _) if *i == cid)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the fenced task's container was never stopped");
+}

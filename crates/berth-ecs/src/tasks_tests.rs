@@ -481,3 +481,118 @@ async fn health_reports_drive_container_and_task_health() {
     assert_eq!(code(&e), "InvalidParameterException");
     assert_eq!(describe_one(s.as_ref(), &arn).await, before);
 }
+
+/// (runningTasksCount, pendingTasksCount, CPU, MEMORY, PORTS, PORTS_UDP) of one instance.
+async fn usage(s: &dyn Store, l: &Liveness, arn: &str) -> (Value, Value, Value, Value, Value, Value) {
+    let ci = instance(s, l, arn).await;
+    let r = |name: &str| ci["remainingResources"].as_array().unwrap().iter().find(|x| x["name"] == name).unwrap().clone();
+    (
+        ci["runningTasksCount"].clone(),
+        ci["pendingTasksCount"].clone(),
+        r("CPU")["integerValue"].clone(),
+        r("MEMORY")["integerValue"].clone(),
+        r("PORTS")["stringSetValue"].clone(),
+        r("PORTS_UDP")["stringSetValue"].clone(),
+    )
+}
+
+#[tokio::test]
+async fn instance_counts_and_remaining_resources_follow_a_task_through_its_life() {
+    let (s, l, arns) = setup(1, 4096).await;
+    let (s, a) = (s.as_ref(), arns[0].as_str());
+    td(s, "svc", json!({"containerDefinitions": [{"name": "web", "image": "busybox", "memory": 512, "cpu": 256, "portMappings": [
+        {"containerPort": 80, "hostPort": 8080},
+        {"containerPort": 9000},
+        {"containerPort": 53, "hostPort": 5353, "protocol": "udp"}]}]})).await;
+    let idle = (json!(0), json!(0), json!(1024), json!(4096), json!(["22", "2375"]), json!([]));
+    assert_eq!(usage(s, &l, a).await, idle);
+
+    let out = run(s, &l, json!({"cluster": "c", "taskDefinition": "svc"})).await.unwrap();
+    let task = out["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    let held = |running: i64, pending: i64| {
+        (json!(running), json!(pending), json!(1024 - 256), json!(4096 - 512), json!(["22", "2375", "8080", "49153"]), json!(["5353"]))
+    };
+    assert_eq!(usage(s, &l, a).await, held(0, 1), "PENDING");
+
+    report(s, &l, &task, json!({"status": "RUNNING"})).await;
+    assert_eq!(usage(s, &l, a).await, held(1, 0), "RUNNING");
+    // A repeated report changes nothing.
+    report(s, &l, &task, json!({"status": "RUNNING"})).await;
+    assert_eq!(usage(s, &l, a).await, held(1, 0), "RUNNING again");
+
+    // Stopping is not stopped: the task still holds its resources.
+    stop_task(s, &ctx(), body(json!({"cluster": "c", "task": task}))).await.unwrap();
+    assert_eq!(usage(s, &l, a).await, held(1, 0), "desired STOPPED, still RUNNING");
+    report(s, &l, &task, json!({"status": "DEACTIVATING"})).await;
+    assert_eq!(usage(s, &l, a).await, held(0, 0), "DEACTIVATING");
+
+    report(s, &l, &task, json!({"status": "STOPPED"})).await;
+    assert_eq!(usage(s, &l, a).await, idle, "STOPPED");
+    // Late or repeated reports never take resources again.
+    report(s, &l, &task, json!({"status": "RUNNING", "containers": [{"containerName": "web", "status": "RUNNING", "runtimeId": "late"}]})).await;
+    report(s, &l, &task, json!({"status": "STOPPED"})).await;
+    assert_eq!(usage(s, &l, a).await, idle, "after late reports");
+
+    // A task that never starts goes straight from PENDING to STOPPED.
+    let out = run(s, &l, json!({"cluster": "c", "taskDefinition": "svc"})).await.unwrap();
+    let failed = out["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    assert_eq!(usage(s, &l, a).await, held(0, 1), "second PENDING");
+    report(s, &l, &failed, json!({"status": "STOPPED", "reason": "CannotPullContainerError"})).await;
+    assert_eq!(usage(s, &l, a).await, idle, "failed to start");
+}
+
+#[tokio::test]
+async fn tasks_stopped_while_the_agent_was_away_stay_desired_stopped_until_reported() {
+    let (s, l, arns) = setup(1, 4096).await;
+    let (s, a, l) = (s.as_ref(), arns[0].clone(), &l);
+    let poll_at = |at: RequestContext, known: Option<u64>| {
+        let req = berth_agent_protocol::PollRequest { cluster: "c".into(), container_instance_arn: a.clone(), known_version: known };
+        async move { crate::agent_session::poll(s, l, &at, req, Duration::from_millis(50)).await.unwrap() }
+    };
+    let out = run(s, l, json!({"cluster": "c", "taskDefinition": "web", "count": 2})).await.unwrap();
+    let started = out["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    let never_started = out["tasks"][1]["taskArn"].as_str().unwrap().to_string();
+    let seen = poll_at(ctx(), None).await;
+    assert_eq!(seen.desired.tasks.len(), 2);
+    report(s, l, &started, json!({"status": "RUNNING"})).await;
+
+    // The agent goes away; meanwhile both tasks are stopped.
+    let away = RequestContext { now: ctx().now + Duration::from_secs(120), ..ctx() };
+    assert!(!l.connected(&a, away.now));
+    stop_task(s, &away, body(json!({"cluster": "c", "task": started, "reason": "maintenance"}))).await.unwrap();
+    stop_task(s, &away, body(json!({"cluster": "c", "task": never_started}))).await.unwrap();
+
+    // Back: a reconnect (no version) and a poll still holding the old
+    // version both get the stops at once, reason and code included.
+    let back = RequestContext { now: away.now + Duration::from_secs(60), ..ctx() };
+    for known in [None, Some(seen.version)] {
+        let p = poll_at(back.clone(), known).await;
+        assert!(p.version > seen.version);
+        let want = |arn: &str, reason: &str| {
+            let t = p.desired.tasks.iter().find(|t| t.task_arn == arn).unwrap();
+            assert_eq!(t.desired_status, "STOPPED");
+            assert_eq!(t.stop_code.as_deref(), Some("UserInitiated"));
+            assert_eq!(t.stopped_reason.as_deref(), Some(reason));
+        };
+        want(&started, "maintenance");
+        want(&never_started, "Task stopped by user");
+    }
+
+    // Level-triggered: every answer repeats them until the agent reports,
+    // even after a stale RUNNING report.
+    let p = poll_at(back.clone(), None).await;
+    report(s, l, &started, json!({"status": "RUNNING"})).await;
+    let again = poll_at(back.clone(), Some(p.version)).await;
+    assert_eq!(again.version, p.version);
+    assert_eq!(again.desired.tasks.iter().filter(|t| t.desired_status == "STOPPED").count(), 2);
+
+    report(s, l, &started, json!({"status": "STOPPED", "containers": [{"containerName": "web", "status": "STOPPED", "exitCode": 143}]})).await;
+    let p2 = poll_at(back.clone(), Some(again.version)).await;
+    assert!(p2.version > again.version);
+    assert_eq!(p2.desired.tasks.iter().map(|t| t.task_arn.as_str()).collect::<Vec<_>>(), vec![never_started.as_str()]);
+    report(s, l, &never_started, json!({"status": "STOPPED"})).await;
+    let p3 = poll_at(back.clone(), Some(p2.version)).await;
+    assert!(p3.desired.tasks.is_empty());
+    let d = describe_one(s, &started).await;
+    assert_eq!((d["lastStatus"].clone(), d["stopCode"].clone(), d["stoppedReason"].clone()), (json!("STOPPED"), json!("UserInitiated"), json!("maintenance")));
+}

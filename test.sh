@@ -25,6 +25,7 @@ APT_PACKAGES=(
     busybox-static  # berth-runtime: test container rootfs
     nftables        # berth-net: published ports (DNAT)
     iproute2        # berth-net: ip netns / links
+    docker-registry # berth-testkit: the OCI Distribution registry e2e tests pull from
 )
 
 PYTHON=${PYTHON:-python3}

@@ -67,18 +67,21 @@ pub struct HttpControlPlane {
 }
 
 impl HttpControlPlane {
-    /// `endpoint` is `http://host:port`. TLS endpoints are not supported
-    /// yet: the agent has no TLS stack of its own (see ARCHITECTURE.md).
+    /// `endpoint` is `http://host:port` or `https://host[:port]`.
     pub fn new(endpoint: &str, region: &str, credentials: AgentCredentials) -> Result<HttpControlPlane, ControlError> {
         let endpoint = endpoint.trim_end_matches('/').to_string();
         let host = endpoint
             .strip_prefix("http://")
-            .ok_or_else(|| ControlError::Unreachable(format!("{endpoint}: only http:// endpoints are supported")))?
+            .or_else(|| endpoint.strip_prefix("https://"))
+            .ok_or_else(|| ControlError::Unreachable(format!("{endpoint}: the endpoint must start with http:// or https://")))?
             .split('/')
             .next()
             .unwrap_or_default()
             .to_string();
+        // The same rustls setup (ring, web PKI roots) as image pulls.
+        let tls = berth_image::registry::tls_config(&[]).map_err(|e| ControlError::Unreachable(e.to_string()))?;
         let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .connect_timeout(Duration::from_secs(5))
             // A poll is held up to POLL_HOLD_SECS; anything far beyond is a dead connection.
             .timeout(Duration::from_secs(POLL_HOLD_SECS + 25))

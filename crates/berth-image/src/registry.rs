@@ -638,9 +638,10 @@ fn parse_manifest(document: &FetchedManifest) -> Result<ImageManifest, ImageErro
     Ok(manifest)
 }
 
-/// The rustls client setup: ring for crypto (no C toolchain for aws-lc),
+/// The rustls client setup (also used by the agent's control-plane client):
+/// ring for crypto (no C toolchain for aws-lc),
 /// the bundled Mozilla roots plus any configured private CAs.
-fn tls_config(extra_pem: &[Vec<u8>]) -> Result<rustls::ClientConfig, ImageError> {
+pub fn tls_config(extra_pem: &[Vec<u8>]) -> Result<rustls::ClientConfig, ImageError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
 

@@ -26,9 +26,104 @@ enum LogFormat {
 enum Command {
     /// Run the control plane: the AWS-compatible API on one listener.
     Server(ServerArgs),
+    /// Run a host agent: register this machine with a cluster and run the
+    /// tasks the server places on it as containers.
+    Agent(AgentArgs),
+    /// Server and agent in one process, with this host registered in the
+    /// cluster `default`: a complete single-machine Berth.
+    Up(UpArgs),
+    /// Print a task's container output (stdout and stderr) on this host.
+    Logs(LogsArgs),
     /// Manage the host's image cache.
     #[command(subcommand)]
     Image(ImageCommand),
+}
+
+#[derive(clap::Args)]
+struct HostAgentArgs {
+    /// The region the agent's requests are signed for.
+    #[arg(long, env = "AWS_DEFAULT_REGION", default_value = "us-east-1")]
+    region: String,
+    /// The `ecs.instance-type` attribute this host reports.
+    #[arg(long, default_value = "berth.host")]
+    instance_type: String,
+    /// The `ecs.availability-zone` attribute (default: the region + "a").
+    #[arg(long)]
+    availability_zone: Option<String>,
+    /// MiB of memory kept for the host itself (ECS_RESERVED_MEMORY).
+    #[arg(long, default_value_t = 0)]
+    reserved_memory: u64,
+    /// Custom attributes, `name=value` (repeatable).
+    #[arg(long = "attribute", value_parser = parse_key_value)]
+    attributes: Vec<(String, String)>,
+    /// Image pull behaviour: default, always, once or prefer-cached
+    /// (ECS_IMAGE_PULL_BEHAVIOR).
+    #[arg(long, default_value = "default")]
+    pull_policy: String,
+    /// Registries spoken to over plain HTTP besides loopback ones (repeatable).
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
+    /// JSON file `{"host:port": {"username": "...", "password": "..."}}` with
+    /// registry credentials (ECS_ENGINE_AUTH_DATA's docker format).
+    #[arg(long, env = "BERTH_REGISTRY_AUTH_FILE")]
+    registry_auth: Option<PathBuf>,
+    /// The bridge tasks attach to, and its subnet.
+    #[arg(long, default_value = "berth0")]
+    bridge: String,
+    #[arg(long, default_value = "172.29.0.0/16")]
+    bridge_subnet: String,
+    /// The OCI runtime binary.
+    #[arg(long, default_value = "runc")]
+    runc: PathBuf,
+    /// Top-level cgroup of every task on this host.
+    #[arg(long, default_value = "berth")]
+    cgroup_prefix: String,
+    /// Seconds a stopped task's containers and logs are kept
+    /// (ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION).
+    #[arg(long, default_value_t = 3 * 3600)]
+    task_cleanup_wait: u64,
+}
+
+#[derive(clap::Args)]
+struct AgentArgs {
+    /// The cluster to join.
+    #[arg(long, default_value = "default")]
+    cluster: String,
+    /// The Berth server, `http://host:port`.
+    #[arg(long, env = "BERTH_ENDPOINT")]
+    server: String,
+    /// Where the image cache, task records and container state live.
+    #[arg(long, default_value = "./berth-data")]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    host: HostAgentArgs,
+}
+
+#[derive(clap::Args)]
+struct UpArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    #[command(flatten)]
+    host: HostAgentArgs,
+}
+
+#[derive(clap::Args)]
+struct LogsArgs {
+    /// The task's id or ARN.
+    task: String,
+    /// Only this container's output.
+    #[arg(long)]
+    container: Option<String>,
+    /// Keep printing new output until the task stops.
+    #[arg(long, short = 'f')]
+    follow: bool,
+    /// The data dir of the agent that runs the task.
+    #[arg(long, default_value = "./berth-data")]
+    data_dir: PathBuf,
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("expected name=value, got {s:?}"))
 }
 
 #[derive(Subcommand)]
@@ -88,6 +183,9 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     match cli.command {
         Command::Server(args) => runtime.block_on(run_server(args)),
+        Command::Agent(args) => runtime.block_on(run_agent(args)),
+        Command::Up(args) => runtime.block_on(run_up(args)),
+        Command::Logs(args) => runtime.block_on(print_logs(args)),
         Command::Image(ImageCommand::Load(args)) => runtime.block_on(load_image(args)),
     }
 }
@@ -148,6 +246,174 @@ fn announce(identity: &berth_server::AccountIdentity, addr: SocketAddr) {
     }
     // Tests and scripts wait for this line to learn the port.
     println!("ready {addr}");
+}
+
+fn agent_config(
+    host: HostAgentArgs,
+    cluster: String,
+    endpoint: String,
+    data_dir: PathBuf,
+) -> anyhow::Result<berth_agent::AgentConfig> {
+    let pull_policy = host.pull_policy.parse().map_err(|e| anyhow::anyhow!("--pull-policy: {e}"))?;
+    let registry_auth = match &host.registry_auth {
+        None => Default::default(),
+        Some(path) => {
+            let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let raw: std::collections::HashMap<String, RegistryLogin> =
+                serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
+            raw.into_iter().map(|(k, v)| (k, berth_image::Credentials::new(v.username, v.password))).collect()
+        }
+    };
+    // Each bridge gets its own nftables table, so agents with different
+    // bridges (tests, or several agents in one network namespace) never
+    // replace each other's port maps.
+    let nft_table = if host.bridge == "berth0" { "berth".to_string() } else { host.bridge.clone() };
+    let bridge = berth_net::BridgeConfig {
+        nft_table,
+        bridge: host.bridge,
+        subnet: host.bridge_subnet.parse().map_err(|e| anyhow::anyhow!("--bridge-subnet: {e}"))?,
+        ..berth_net::BridgeConfig::default()
+    };
+    Ok(berth_agent::AgentConfig {
+        cluster,
+        endpoint,
+        region: host.region,
+        data_dir,
+        instance_type: host.instance_type,
+        availability_zone: host.availability_zone,
+        reserved_memory_mib: host.reserved_memory,
+        reserved_ports: berth_agent::host::DEFAULT_RESERVED_PORTS.to_vec(),
+        reserved_ports_udp: Vec::new(),
+        custom_attributes: host.attributes,
+        pull_policy,
+        insecure_registries: host.insecure_registries,
+        registry_auth,
+        bridge,
+        runc: host.runc,
+        helper_exe: std::env::current_exe().context("locating the berth binary")?,
+        cgroup_prefix: host.cgroup_prefix,
+        task_cleanup_wait: std::time::Duration::from_secs(host.task_cleanup_wait),
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct RegistryLogin {
+    username: String,
+    password: String,
+}
+
+async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
+    let layout = berth_agent::AgentLayout::new(&args.data_dir);
+    let creds_path = layout.credentials();
+    let creds = match berth_agent::load_credentials(&creds_path) {
+        Some(c) => c,
+        None => {
+            // First start: trade an administrator's credentials for this
+            // host's own, and never use the administrator's again.
+            let (Ok(akid), Ok(secret)) = (std::env::var("AWS_ACCESS_KEY_ID"), std::env::var("AWS_SECRET_ACCESS_KEY")) else {
+                anyhow::bail!(
+                    "no instance credentials in {}: start the agent once with the account's root credentials in AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY to mint them",
+                    creds_path.display()
+                );
+            };
+            let name = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_default();
+            let name: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(*c)).take(64).collect();
+            let minted = berth_agent::control::bootstrap_credentials(
+                &args.server,
+                &args.host.region,
+                berth_agent::AgentCredentials { access_key_id: akid, secret_access_key: secret },
+                if name.is_empty() { "host" } else { &name },
+            )
+            .await
+            .context("minting this host's instance credentials")?;
+            berth_agent::save_credentials(&creds_path, &minted).with_context(|| format!("saving {}", creds_path.display()))?;
+            minted
+        }
+    };
+    let control = Arc::new(berth_agent::HttpControlPlane::new(&args.server, &args.host.region, creds)?);
+    let cfg = agent_config(args.host, args.cluster, args.server, args.data_dir)?;
+    let engine = berth_agent::build_engine(cfg, control, Arc::new(berth_clock::SystemClock)).await?;
+    engine.run(shutdown_signal()).await?;
+    tracing::info!("agent stopped; containers keep running");
+    Ok(())
+}
+
+async fn run_up(args: UpArgs) -> anyhow::Result<()> {
+    let data_dir = args.server.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating the data dir {}", data_dir.display()))?;
+    let mut overrides = berth_server::credentials::Overrides::from_env();
+    if args.server.account_id.is_some() {
+        overrides.account_id = args.server.account_id.clone();
+    }
+    let identity = berth_server::credentials::load_or_create(&data_dir, &overrides)?;
+    let store_path = data_dir.join("berth.redb");
+    let store = berth_store::redb_backend::RedbStore::open(&store_path)
+        .with_context(|| format!("opening the store {}", store_path.display()))?;
+    let store: Arc<dyn berth_store::Store> = Arc::new(store);
+    let listener = tokio::net::TcpListener::bind(args.server.listen)
+        .await
+        .with_context(|| format!("binding {}", args.server.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let ecs = berth_ecs::Ecs::new(store.clone());
+    let region = berth_arn::Region::try_from(args.host.region.clone()).map_err(|e| anyhow::anyhow!("--region: {e}"))?;
+    let root = berth_ecs::RequestContext {
+        account: identity.account_id.clone(),
+        region,
+        principal_arn: identity.root_arn(),
+        now: std::time::SystemTime::now(),
+    };
+    let mut body = serde_json::Map::new();
+    body.insert("clusterName".into(), "default".into());
+    ecs.handle(&root, "CreateCluster", body).await.map_err(|e| anyhow::anyhow!("creating the default cluster: {e}"))?;
+
+    let layout = berth_agent::AgentLayout::new(&data_dir);
+    let creds = match berth_agent::load_credentials(&layout.credentials()) {
+        Some(c) => c,
+        None => {
+            let minted = berth_server::instance_credentials::mint(store.as_ref(), &identity.account_id, Some("local"), std::time::SystemTime::now())
+                .await
+                .context("minting the local agent's instance credentials")?;
+            let c = berth_agent::AgentCredentials { access_key_id: minted.access_key_id, secret_access_key: minted.secret_access_key };
+            berth_agent::save_credentials(&layout.credentials(), &c)?;
+            c
+        }
+    };
+    let endpoint = format!("http://{addr}");
+    let control = Arc::new(berth_agent::HttpControlPlane::new(&endpoint, &args.host.region, creds)?);
+    let cfg = agent_config(args.host, "default".into(), endpoint, data_dir)?;
+    let engine = berth_agent::build_engine(cfg, control, Arc::new(berth_clock::SystemClock)).await?;
+
+    announce(&identity, addr);
+    let door = berth_server::FrontDoor::new(identity, ecs, Arc::new(berth_clock::SystemClock), args.server.max_body_bytes);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let server = tokio::spawn(berth_server::serve(listener, Arc::new(door), wait_stop(stop_rx.clone())));
+    let agent = tokio::spawn(engine.run(wait_stop(stop_rx)));
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    if let Ok(Err(e)) = agent.await {
+        tracing::warn!(error = %e, "agent");
+    }
+    let _ = server.await;
+    tracing::info!("stopped; containers keep running and are re-adopted on the next start");
+    Ok(())
+}
+
+async fn print_logs(args: LogsArgs) -> anyhow::Result<()> {
+    let layout = berth_agent::AgentLayout::new(&args.data_dir);
+    let req = berth_agent::logs::LogsRequest {
+        task: args.task,
+        container: args.container,
+        follow: args.follow,
+        tasks_dir: layout.tasks(),
+        containers_dir: layout.containers(),
+        max_files: berth_runtime::logs::DEFAULT_MAX_FILES,
+    };
+    let mut out = std::io::stdout();
+    berth_agent::logs::print(&req, &mut out).await?;
+    Ok(())
 }
 
 async fn load_image(args: ImageLoadArgs) -> anyhow::Result<()> {

@@ -112,6 +112,8 @@ pub struct BerthServer {
     pub port: u16,
     pub dir: tempfile::TempDir,
     pub creds: RootCreds,
+    subcommand: &'static str,
+    extra: Vec<String>,
 }
 
 impl BerthServer {
@@ -128,6 +130,23 @@ impl BerthServer {
             port,
             dir,
             creds,
+            subcommand: "server",
+            extra: Vec::new(),
+        }
+    }
+
+    /// `berth up` (server and agent in one process) on a fresh data dir,
+    /// with `extra` arguments.
+    pub fn start_up(dir: tempfile::TempDir, extra: Vec<String>) -> BerthServer {
+        let creds = RootCreds::random();
+        let (child, port) = spawn_with(dir.path(), &creds, "up", &extra);
+        BerthServer {
+            child: Some(child),
+            port,
+            dir,
+            creds,
+            subcommand: "up",
+            extra,
         }
     }
 
@@ -174,7 +193,7 @@ impl BerthServer {
     /// built again.
     pub fn restart(&mut self) {
         self.kill9();
-        let (child, port) = spawn(self.dir.path(), &self.creds);
+        let (child, port) = spawn_with(self.dir.path(), &self.creds, self.subcommand, &self.extra);
         self.child = Some(child);
         self.port = port;
     }
@@ -292,6 +311,12 @@ pub fn plain_http_client() -> aws_sdk_ecs::config::SharedHttpClient {
 }
 
 fn spawn(dir: &Path, creds: &RootCreds) -> (Child, u16) {
+    spawn_with(dir, creds, "server", &[])
+}
+
+/// `berth SUBCOMMAND --listen 127.0.0.1:0 --data-dir DIR EXTRA...`, waiting
+/// for its `ready ADDR` line.
+pub fn spawn_with(dir: &Path, creds: &RootCreds, subcommand: &str, extra: &[String]) -> (Child, u16) {
     let mut command = Command::new(berth_bin());
     #[cfg(target_os = "linux")]
     {
@@ -311,11 +336,12 @@ fn spawn(dir: &Path, creds: &RootCreds) -> (Child, u16) {
         }
     }
     let mut child = command
-        .arg("server")
+        .arg(subcommand)
         .arg("--listen")
         .arg("127.0.0.1:0")
         .arg("--data-dir")
         .arg(dir)
+        .args(extra)
         .env("BERTH_ROOT_ACCESS_KEY_ID", &creds.access_key_id)
         .env("BERTH_ROOT_SECRET_ACCESS_KEY", &creds.secret_access_key)
         .env("BERTH_ACCOUNT_ID", &creds.account_id)

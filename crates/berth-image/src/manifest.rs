@@ -19,6 +19,8 @@ pub mod media_type {
     pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
     pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
     pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+    /// Uncompressed Docker layers (containerd, BuildKit and crane write them).
+    pub const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
     pub const DOCKER_FOREIGN_LAYER_GZIP: &str =
         "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip";
     pub const OCI_NONDISTRIBUTABLE_LAYER: &str =
@@ -53,6 +55,7 @@ pub mod media_type {
                 | OCI_LAYER_GZIP
                 | OCI_LAYER_ZSTD
                 | DOCKER_LAYER_GZIP
+                | DOCKER_LAYER
                 | DOCKER_FOREIGN_LAYER_GZIP
                 | OCI_NONDISTRIBUTABLE_LAYER
                 | OCI_NONDISTRIBUTABLE_LAYER_GZIP

@@ -146,8 +146,11 @@ impl HostTools for SystemTools {
             .map_err(|e| NetError::io(format!("writing {value} to {}", path.display()), e))
     }
 
+    // /proc/net/dev lists the links of the reader's own network namespace;
+    // /sys/class/net shows the namespace /sys was mounted in, which differs
+    // when the agent runs in a namespace of its own (`nsenter --net`).
     fn link_exists(&self, name: &str) -> bool {
-        Path::new("/sys/class/net").join(name).exists()
+        std::fs::read_to_string("/proc/net/dev").is_ok_and(|t| proc_net_dev_links(&t).iter().any(|l| l == name))
     }
 
     fn netns_exists(&self, name: &str) -> bool {
@@ -159,7 +162,11 @@ impl HostTools for SystemTools {
     }
 
     fn bridge_ports(&self, bridge: &str) -> Vec<String> {
-        list_dir(&Path::new("/sys/class/net").join(bridge).join("brif"))
+        let Ok(ip) = self.ip_path() else { return Vec::new() };
+        match std::process::Command::new(ip).args(["-o", "link", "show", "master", bridge]).output() {
+            Ok(out) if out.status.success() => ip_link_names(&String::from_utf8_lossy(&out.stdout)),
+            _ => Vec::new(),
+        }
     }
 
     fn routes(&self) -> Vec<crate::routes::Route> {
@@ -167,6 +174,22 @@ impl HostTools for SystemTools {
             .map(|t| crate::routes::parse_proc_net_route(&t))
             .unwrap_or_default()
     }
+}
+
+/// Interface names in `/proc/net/dev` (two header lines, then `name: counters`).
+pub fn proc_net_dev_links(text: &str) -> Vec<String> {
+    text.lines().skip(2).filter_map(|l| l.split_once(':')).map(|(name, _)| name.trim().to_string()).collect()
+}
+
+/// Names in `ip -o link show` output (`7: vb0a1d0002@if2: <...> ...`), sorted.
+pub fn ip_link_names(text: &str) -> Vec<String> {
+    let mut v: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|n| n.split('@').next().unwrap_or(n).to_string())
+        .collect();
+    v.sort();
+    v
 }
 
 fn list_dir(dir: &Path) -> Vec<String> {
@@ -353,5 +376,18 @@ impl HostTools for RecordingTools {
 
     fn routes(&self) -> Vec<crate::routes::Route> {
         self.lock().routes.clone()
+    }
+}
+
+#[cfg(test)]
+mod link_listing_tests {
+    use super::*;
+
+    #[test]
+    fn reads_links_from_proc_and_ip() {
+        let dev = "Inter-|   Receive\n face |bytes\n    lo: 1 2 3\nvb0a1d0002: 4 5\n  eth0: 6\n";
+        assert_eq!(proc_net_dev_links(dev), vec!["lo", "vb0a1d0002", "eth0"]);
+        let ip = "9: vbac1e0203@if2: <BROADCAST,UP> mtu 1500 master bt1\n7: vbac1e0202@if2: <BROADCAST> mtu 1500\n";
+        assert_eq!(ip_link_names(ip), vec!["vbac1e0202", "vbac1e0203"]);
     }
 }

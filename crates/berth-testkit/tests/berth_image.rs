@@ -136,7 +136,6 @@ async fn docker_gzip() {
 // containerd, BuildKit and crane label uncompressed Docker layers
 // "application/vnd.docker.image.rootfs.diff.tar"; berth-image's
 // media_type::is_layer does not list it yet and rejects the manifest.
-#[ignore = "berth-image rejects application/vnd.docker.image.rootfs.diff.tar"]
 #[tokio::test]
 async fn docker_uncompressed() {
     round_trip(
@@ -155,7 +154,6 @@ async fn docker_manifest_list_gzip() {
 // containerd, BuildKit and crane label uncompressed Docker layers
 // "application/vnd.docker.image.rootfs.diff.tar"; berth-image's
 // media_type::is_layer does not list it yet and rejects the manifest.
-#[ignore = "berth-image rejects application/vnd.docker.image.rootfs.diff.tar"]
 #[tokio::test]
 async fn docker_manifest_list_uncompressed() {
     round_trip(ManifestFormat::Docker, LayerCompression::Uncompressed, true).await;

@@ -114,6 +114,8 @@ pub struct BerthServer {
     pub creds: RootCreds,
     subcommand: &'static str,
     extra: Vec<String>,
+    /// The address it listens on (port 0 → [`BerthServer::port`]).
+    pub ip: String,
 }
 
 impl BerthServer {
@@ -132,6 +134,25 @@ impl BerthServer {
             creds,
             subcommand: "server",
             extra: Vec::new(),
+            ip: "127.0.0.1".into(),
+        }
+    }
+
+    /// `berth server` listening on `ip` (an address a test's network
+    /// namespaces can reach), on a fresh data dir.
+    pub fn start_on(ip: &str) -> BerthServer {
+        let dir = tempfile::Builder::new().prefix("berth-sdk-test-").tempdir().expect("tempdir");
+        let creds = RootCreds::random();
+        let extra = vec!["--listen".to_string(), format!("{ip}:0")];
+        let (child, port) = spawn_with(dir.path(), &creds, "server", &extra);
+        BerthServer {
+            child: Some(child),
+            port,
+            dir,
+            creds,
+            subcommand: "server",
+            extra,
+            ip: ip.to_string(),
         }
     }
 
@@ -147,6 +168,7 @@ impl BerthServer {
             creds,
             subcommand: "up",
             extra,
+            ip: "127.0.0.1".into(),
         }
     }
 
@@ -155,7 +177,7 @@ impl BerthServer {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}:{}", self.ip, self.port)
     }
 
     /// SIGKILL the server and reap it: nothing gets a chance to flush.
@@ -274,7 +296,7 @@ impl BerthServer {
         region: &str,
         service: &str,
     ) -> RawResponse {
-        let host = format!("127.0.0.1:{}", self.port);
+        let host = format!("{}:{}", self.ip, self.port);
         let mut headers: Vec<(String, String)> = vec![
             ("host".into(), host.clone()),
             ("content-type".into(), JSON_1_1.into()),
@@ -337,8 +359,7 @@ pub fn spawn_with(dir: &Path, creds: &RootCreds, subcommand: &str, extra: &[Stri
     }
     let mut child = command
         .arg(subcommand)
-        .arg("--listen")
-        .arg("127.0.0.1:0")
+        .args(if extra.iter().any(|a| a == "--listen") { &[][..] } else { &["--listen", "127.0.0.1:0"][..] })
         .arg("--data-dir")
         .arg(dir)
         .args(extra)

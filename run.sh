@@ -1,32 +1,73 @@
 #!/usr/bin/env bash
-# Start Berth and drive it with the aws CLI: builds the binary, starts
-# `berth server` on 127.0.0.1:4566 with ./berth-data, creates a cluster,
-# registers examples/web.json, describes it, and leaves the server running
-# in the foreground (Ctrl-C stops it).
+# Start Berth and run something real, on a machine with no internet access:
+#
+#   1. installs what Berth needs (Debian packages: runc, iproute2, nftables,
+#      docker-registry, busybox-static; a Python venv with the aws CLI),
+#   2. starts Debian's registry on 127.0.0.1:5000 (unless one answers there)
+#      and pushes a small busybox web image built locally,
+#   3. starts `berth up` (server + agent, cluster "default") on
+#      127.0.0.1:4566 with its data in ./berth-data,
+#   4. with the aws CLI: registers examples/hello.json, runs 3 tasks, waits
+#      for them, and fetches a page from each task's host port with curl.
+#
+# Berth keeps serving in the foreground; Ctrl-C stops the tasks, Berth and
+# the registry. Needs root (containers, cgroups, network namespaces).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 LISTEN="${BERTH_LISTEN:-127.0.0.1:4566}"
 DATA_DIR="${BERTH_DATA_DIR:-./berth-data}"
+REGISTRY="127.0.0.1:5000"
+
+./test.sh --deps-only
+PATH="$PWD/.venv/bin:$PATH"
 
 cargo build --release -p berth
-BIN="${CARGO_TARGET_DIR:-target}/release/berth"
+cargo build --release -p berth-testkit --example demo_image
+TARGET="${CARGO_TARGET_DIR:-target}/release"
+BIN="$TARGET/berth"
+mkdir -p "$DATA_DIR"
 
-# The aws CLI, in a private venv, if the machine has none.
-if ! command -v aws >/dev/null 2>&1; then
-  if [ ! -x .venv/bin/aws ]; then
-    python3 -m venv .venv
-    .venv/bin/pip install --quiet -r requirements-test.txt
-  fi
-  PATH="$PWD/.venv/bin:$PATH"
+# Berth and the registry run in sessions of their own, so Ctrl-C reaches
+# only this script, which stops the tasks through the API before stopping
+# Berth (containers outlive `berth up` by design).
+pids=()
+cleanup() {
+    set +e
+    trap - INT TERM
+    if [ -n "${AWS_ACCESS_KEY_ID:-}" ]; then
+        running=$(aws ecs list-tasks --cluster default --desired-status RUNNING --query 'taskArns[]' --output text 2>/dev/null)
+        if [ -n "$running" ]; then
+            echo "stopping tasks: $running"
+            for t in $running; do aws ecs stop-task --cluster default --task "$t" --reason "run.sh stopped" >/dev/null; done
+            aws ecs wait tasks-stopped --cluster default --tasks $running
+        fi
+    fi
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if ! curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1; then
+    mkdir -p "$DATA_DIR/registry"
+    cat >"$DATA_DIR/registry.yml" <<YAML
+version: 0.1
+log: {level: warn, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $(realpath "$DATA_DIR")/registry}, delete: {enabled: true}}
+http: {addr: $REGISTRY}
+YAML
+    setsid docker-registry serve "$DATA_DIR/registry.yml" >"$DATA_DIR/registry.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 1 100); do curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
 fi
+"$TARGET/examples/demo_image" push "$REGISTRY" demo/busybox 1
 
-out="$(mktemp)"
-"$BIN" server --listen "$LISTEN" --data-dir "$DATA_DIR" >"$out" &
-server=$!
-trap 'kill $server 2>/dev/null || true; rm -f "$out"' EXIT
-for _ in $(seq 1 100); do grep -q '^ready ' "$out" && break; sleep 0.1; done
-grep -q '^ready ' "$out" || { cat "$out"; echo "berth server did not start" >&2; exit 1; }
+out="$DATA_DIR/berth-up.out"
+setsid "$BIN" up --listen "$LISTEN" --data-dir "$DATA_DIR" >"$out" &
+pids+=($!)
+for _ in $(seq 1 200); do grep -q '^ready ' "$out" && break; sleep 0.1; done
+grep -q '^ready ' "$out" || { cat "$out"; echo "berth up did not start" >&2; exit 1; }
 cat "$out"
 
 creds="$DATA_DIR/root-credentials.json"
@@ -34,15 +75,25 @@ export AWS_ENDPOINT_URL="http://$LISTEN" AWS_DEFAULT_REGION=us-east-1
 export AWS_ACCESS_KEY_ID="${BERTH_ROOT_ACCESS_KEY_ID:-$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["accessKeyId"])' "$creds")}"
 export AWS_SECRET_ACCESS_KEY="${BERTH_ROOT_SECRET_ACCESS_KEY:-$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["secretAccessKey"])' "$creds")}"
 
+for _ in $(seq 1 100); do
+    [ -n "$(aws ecs list-container-instances --cluster default --query 'containerInstanceArns[0]' --output text | grep -v None)" ] && break
+    sleep 0.2
+done
+
 set -x
-aws sts get-caller-identity
-aws ecs create-cluster --cluster-name demo
-aws ecs register-task-definition --cli-input-json file://examples/web.json
-aws ecs describe-task-definition --task-definition web
-aws ecs list-task-definitions
+aws ecs register-task-definition --cli-input-json file://examples/hello.json --query 'taskDefinition.taskDefinitionArn'
+tasks=$(aws ecs run-task --cluster default --task-definition hello --count 3 --query 'tasks[].taskArn' --output text)
+aws ecs wait tasks-running --cluster default --tasks $tasks
+aws ecs describe-tasks --cluster default --tasks $tasks \
+    --query 'tasks[].{task:taskArn,status:lastStatus,hostPort:containers[0].networkBindings[0].hostPort}' --output table
 set +x
+for port in $(aws ecs describe-tasks --cluster default --tasks $tasks --query 'tasks[].containers[0].networkBindings[0].hostPort' --output text); do
+    echo "curl http://127.0.0.1:$port/ -> $(curl -fsS "http://127.0.0.1:$port/")"
+done
+first=$(echo $tasks | cut -d' ' -f1)
 echo
-echo "Berth is running on http://$LISTEN. In another shell:"
+echo "Berth is running on http://$LISTEN with 3 tasks. In another shell:"
 echo "  export AWS_ENDPOINT_URL=http://$LISTEN AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=<from $creds>"
-echo "Ctrl-C stops the server."
-wait "$server"
+echo "  $BIN logs ${first##*/} --data-dir $DATA_DIR"
+echo "Ctrl-C stops the tasks and Berth."
+while kill -0 "${pids[-1]}" 2>/dev/null; do sleep 1; done

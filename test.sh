@@ -139,6 +139,13 @@ count() { # log file, line pattern, word
 
 declare -A RESULT
 
+# `./test.sh --deps-only`: install what Berth needs and stop (run.sh uses it).
+if [ "${1:-}" = "--deps-only" ]; then
+    install_apt_packages
+    setup_venv
+    exit 0
+fi
+
 say "checking Debian packages"
 run_stage install_apt_packages
 RESULT[setup]=$STAGE_RC

@@ -185,6 +185,9 @@ async fn main() {
     }
     let _ = Command::new("ip").args(["link", "del", BRIDGE]).output();
     let _ = Command::new("nft").args(["delete", "table", "ip", BRIDGE]).output();
+    for c in ["memory", "cpu,cpuacct", "pids"] {
+        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(c).join(BRIDGE));
+    }
 }
 
 /// `runc run -d` of a fresh bundle over `rootfs`, `n` times; milliseconds.

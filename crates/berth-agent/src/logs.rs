@@ -101,3 +101,107 @@ pub async fn print(req: &LogsRequest, out: &mut (dyn Write + Send)) -> Result<()
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{ContainerPhase, ContainerRecord, TaskRecord};
+    use berth_agent_protocol::DesiredTask;
+    use berth_runtime::logs::{RotatingLog, record};
+
+    fn task(phase: Phase, names: &[&str]) -> TaskRecord {
+        TaskRecord {
+            desired: DesiredTask {
+                task_arn: "arn:aws:ecs:us-east-1:1:task/c/t1".into(),
+                desired_status: "RUNNING".into(),
+                stop_code: None,
+                stopped_reason: None,
+                task_definition: serde_json::json!({}),
+                overrides: None,
+                host_ports: vec![],
+                generation: 1,
+            },
+            boot_id: "b".into(),
+            phase,
+            containers: names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| ContainerRecord {
+                    name: n.to_string(),
+                    runtime_id: format!("t1-{i}"),
+                    phase: ContainerPhase::Running,
+                    exit_code: None,
+                    reason: None,
+                    image_digest: None,
+                    health: Default::default(),
+                    started_at: None,
+                    failed: false,
+                })
+                .collect(),
+            pull_started_at: None,
+            pull_stopped_at: None,
+            stop_reason: None,
+            stopped_at: None,
+            eni_details: vec![],
+        }
+    }
+
+    fn write(dir: &std::path::Path, id: &str, lines: &[&str]) {
+        let base = dir.join(id).join(berth_runtime::shim::layout::CONTAINER_LOG);
+        std::fs::create_dir_all(base.parent().unwrap()).unwrap();
+        let mut log = RotatingLog::open(&base, 1 << 20, 2).unwrap();
+        for l in lines {
+            log.write(&record("stdout", format!("{l}\n").as_bytes())).unwrap();
+        }
+    }
+
+    fn request(dir: &std::path::Path, container: Option<&str>, follow: bool) -> LogsRequest {
+        LogsRequest {
+            task: "arn:aws:ecs:us-east-1:1:task/c/t1".into(),
+            container: container.map(str::to_string),
+            follow,
+            tasks_dir: dir.join("tasks"),
+            containers_dir: dir.join("containers"),
+            max_files: 2,
+        }
+    }
+
+    #[tokio::test]
+    async fn prints_one_or_all_containers_and_follows_until_the_task_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = TaskFiles::open(dir.path().join("tasks")).unwrap();
+        files.save(&task(Phase::Running, &["web", "side"])).unwrap();
+        write(&dir.path().join("containers"), "t1-0", &["hello", "world"]);
+        write(&dir.path().join("containers"), "t1-1", &["tick"]);
+
+        let mut out = Vec::new();
+        print(&request(dir.path(), Some("web"), false), &mut out).await.unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "hello\nworld\n");
+        let mut out = Vec::new();
+        print(&request(dir.path(), None, false), &mut out).await.unwrap();
+        let all = String::from_utf8(out).unwrap();
+        assert!(all.contains("web | hello") && all.contains("side | tick"), "{all}");
+        assert!(matches!(print(&request(dir.path(), Some("nope"), false), &mut Vec::new()).await, Err(LogsError::UnknownContainer { .. })));
+
+        // Follow: new lines appear, and it returns once the task stopped.
+        let d = dir.path().to_path_buf();
+        let follower = tokio::spawn(async move {
+            let mut out = Vec::new();
+            print(&request(&d, Some("web"), true), &mut out).await.unwrap();
+            String::from_utf8(out).unwrap()
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        write(&dir.path().join("containers"), "t1-0", &["later"]);
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        files.save(&task(Phase::Stopped, &["web", "side"])).unwrap();
+        let followed = tokio::time::timeout(std::time::Duration::from_secs(10), follower).await.unwrap().unwrap();
+        assert_eq!(followed, "hello\nworld\nlater\n");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_task_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = print(&request(dir.path(), None, false), &mut Vec::new()).await.unwrap_err();
+        assert!(err.to_string().contains("no task t1"), "{err}");
+    }
+}

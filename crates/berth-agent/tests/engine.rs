@@ -89,6 +89,27 @@ async fn rig() -> Rig {
 
 impl Rig {
     fn engine(&self) -> Engine {
+        self.engine_on(self.host.clone())
+    }
+
+    /// The same machine after a reboot: same disks, new boot id.
+    fn rebooted_host(&self) -> Arc<Host> {
+        let h = &self.host;
+        Arc::new(Host {
+            cluster: h.cluster.clone(),
+            runtime: h.runtime.clone(),
+            network: h.network.clone(),
+            cgroups: h.cgroups.clone(),
+            images: h.images.clone(),
+            clock: h.clock.clone(),
+            reporter: Reporter::new(),
+            files: h.files.clone(),
+            pull_policy: h.pull_policy,
+            boot_id: "boot-2".into(),
+        })
+    }
+
+    fn engine_on(&self, host: Arc<Host>) -> Engine {
         let cfg = EngineConfig {
             cluster: "demo".into(),
             region: "us-east-1".into(),
@@ -102,12 +123,16 @@ impl Rig {
             state_dir: self.dir.path().to_path_buf(),
             task_cleanup_wait: Duration::from_secs(3600),
         };
-        Engine::new(cfg, self.host.clone(), self.control.clone())
+        Engine::new(cfg, host, self.control.clone())
     }
 
     /// Runs an engine until the returned sender is dropped or fired.
     fn start(&self) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
-        let engine = self.engine();
+        self.start_on(self.host.clone())
+    }
+
+    fn start_on(&self, host: Arc<Host>) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let engine = self.engine_on(host);
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let join = tokio::spawn(async move {
             engine.run(async { let _ = rx.await; }).await.unwrap();
@@ -385,4 +410,21 @@ async fn a_task_the_server_no_longer_lists_is_stopped() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("the fenced task's container was never stopped");
+}
+
+#[tokio::test]
+async fn tasks_of_an_earlier_boot_are_reported_stopped_with_a_reason() {
+    let rig = rig().await;
+    rig.register_td(web_td()).await;
+    let (stop, join) = rig.start();
+    rig.wait_instance().await;
+    let arn = rig.run_task("web").await;
+    rig.wait_status(&arn, "RUNNING").await;
+    let _ = stop.send(());
+    join.await.unwrap();
+
+    let (_stop, _join) = rig.start_on(rig.rebooted_host());
+    let t = rig.wait_status(&arn, "STOPPED").await;
+    assert_eq!(t["stoppedReason"], berth_agent::engine::REBOOT_REASON, "{t:#}");
+    assert_eq!(t["containers"][0]["reason"], "Host restarted");
 }

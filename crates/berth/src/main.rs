@@ -217,6 +217,7 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
 
+    let shutdown = shutdown_signal();
     announce(&identity, addr);
     let door = berth_server::FrontDoor::new(
         identity,
@@ -224,7 +225,7 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         Arc::new(berth_clock::SystemClock),
         args.max_body_bytes,
     );
-    berth_server::serve(listener, Arc::new(door), shutdown_signal()).await;
+    berth_server::serve(listener, Arc::new(door), shutdown).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -333,7 +334,8 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     let control = Arc::new(berth_agent::HttpControlPlane::new(&args.server, &args.host.region, creds)?);
     let cfg = agent_config(args.host, args.cluster, args.server, args.data_dir)?;
     let engine = berth_agent::build_engine(cfg, control, Arc::new(berth_clock::SystemClock)).await?;
-    engine.run(shutdown_signal()).await?;
+    let shutdown = shutdown_signal();
+    engine.run(shutdown).await?;
     tracing::info!("agent stopped; containers keep running");
     Ok(())
 }
@@ -383,6 +385,7 @@ async fn run_up(args: UpArgs) -> anyhow::Result<()> {
     let cfg = agent_config(args.host, "default".into(), endpoint, data_dir)?;
     let engine = berth_agent::build_engine(cfg, control, Arc::new(berth_clock::SystemClock)).await?;
 
+    let shutdown = shutdown_signal();
     announce(&identity, addr);
     let door = berth_server::FrontDoor::new(identity, ecs, Arc::new(berth_clock::SystemClock), args.server.max_body_bytes);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -391,7 +394,7 @@ async fn run_up(args: UpArgs) -> anyhow::Result<()> {
     };
     let server = tokio::spawn(berth_server::serve(listener, Arc::new(door), wait_stop(stop_rx.clone())));
     let agent = tokio::spawn(engine.run(wait_stop(stop_rx)));
-    shutdown_signal().await;
+    shutdown.await;
     let _ = stop_tx.send(true);
     if let Ok(Err(e)) = agent.await {
         tracing::warn!(error = %e, "agent");
@@ -437,25 +440,26 @@ async fn load_image(args: ImageLoadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
+/// Resolves on SIGINT or SIGTERM. The handlers are installed when this is
+/// called, not when the future is first polled: call it before announcing
+/// readiness, so a signal sent right after `ready` is never lost (the
+/// default action would kill the process without a clean shutdown).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
+        tracing::info!("shutting down");
     }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
-    tracing::info!("shutting down");
 }

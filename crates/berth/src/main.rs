@@ -265,12 +265,23 @@ fn agent_config(
             raw.into_iter().map(|(k, v)| (k, berth_image::Credentials::new(v.username, v.password))).collect()
         }
     };
-    // Each bridge gets its own nftables table, so agents with different
-    // bridges (tests, or several agents in one network namespace) never
-    // replace each other's port maps.
-    let nft_table = if host.bridge == "berth0" { "berth".to_string() } else { host.bridge.clone() };
+    // Each bridge gets its own nftables table, namespace and veth names, so
+    // agents with different bridges on one machine (tests, or several
+    // agents in network namespaces) never replace each other's port maps
+    // nor take each other's namespaces and veths for strays on recovery.
+    let default = berth_net::BridgeConfig::default();
+    let (nft_table, netns_prefix, veth_prefix) = if host.bridge == default.bridge {
+        (default.nft_table.clone(), default.netns_prefix.clone(), default.veth_prefix.clone())
+    } else {
+        // 'x' never starts the default "vb" names; 16 bits of the bridge
+        // name tell agents apart.
+        let hash = host.bridge.bytes().fold(0x811c_9dc5u32, |h, b| (h ^ b as u32).wrapping_mul(0x0100_0193));
+        (host.bridge.clone(), format!("{}-", host.bridge), format!("x{:04x}", hash & 0xffff))
+    };
     let bridge = berth_net::BridgeConfig {
         nft_table,
+        netns_prefix,
+        veth_prefix,
         bridge: host.bridge,
         subnet: host.bridge_subnet.parse().map_err(|e| anyhow::anyhow!("--bridge-subnet: {e}"))?,
         ..berth_net::BridgeConfig::default()

@@ -127,7 +127,8 @@ pub fn clean_up_agent(data: &Path, bridge: &str, netns: Option<&str>) {
     if let Ok(entries) = std::fs::read_dir(data.join("agent/tasks")) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().trim_end_matches(".json").to_string();
-            let _ = Command::new("ip").args(["netns", "del", &format!("berth-{name}")]).output();
+            // `berth up --bridge X` names task namespaces `X-<task id>`.
+            let _ = Command::new("ip").args(["netns", "del", &format!("{bridge}-{name}")]).output();
         }
     }
     let in_ns = |args: &[&str]| {

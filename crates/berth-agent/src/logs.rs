@@ -106,37 +106,17 @@ pub async fn print(req: &LogsRequest, out: &mut (dyn Write + Send)) -> Result<()
 mod tests {
     use super::*;
     use crate::state::{ContainerPhase, ContainerRecord, TaskRecord};
-    use berth_agent_protocol::DesiredTask;
     use berth_runtime::logs::{RotatingLog, record};
 
     fn task(phase: Phase, names: &[&str]) -> TaskRecord {
         TaskRecord {
-            desired: DesiredTask {
-                task_arn: "arn:aws:ecs:us-east-1:1:task/c/t1".into(),
-                desired_status: "RUNNING".into(),
-                stop_code: None,
-                stopped_reason: None,
-                task_definition: serde_json::json!({}),
-                overrides: None,
-                host_ports: vec![],
-                generation: 1,
-            },
+            desired: crate::plan::desired_for_tests("arn:aws:ecs:us-east-1:1:task/c/t1", serde_json::json!({}), None),
             boot_id: "b".into(),
             phase,
             containers: names
                 .iter()
                 .enumerate()
-                .map(|(i, n)| ContainerRecord {
-                    name: n.to_string(),
-                    runtime_id: format!("t1-{i}"),
-                    phase: ContainerPhase::Running,
-                    exit_code: None,
-                    reason: None,
-                    image_digest: None,
-                    health: Default::default(),
-                    started_at: None,
-                    failed: false,
-                })
+                .map(|(i, n)| ContainerRecord { phase: ContainerPhase::Running, ..ContainerRecord::pending(n, &format!("t1-{i}")) })
                 .collect(),
             pull_started_at: None,
             pull_stopped_at: None,

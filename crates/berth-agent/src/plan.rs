@@ -365,22 +365,28 @@ pub fn plan(desired: &DesiredTask) -> Result<TaskPlan, PlanError> {
     })
 }
 
+/// A desired task as the server sends it, for tests.
+#[cfg(test)]
+pub(crate) fn desired_for_tests(task_arn: &str, task_definition: Value, overrides: Option<Value>) -> DesiredTask {
+    DesiredTask {
+        task_arn: task_arn.into(),
+        desired_status: "RUNNING".into(),
+        stop_code: None,
+        stopped_reason: None,
+        task_definition,
+        overrides,
+        host_ports: vec![],
+        generation: 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
     fn desired(td: Value, overrides: Option<Value>) -> DesiredTask {
-        DesiredTask {
-            task_arn: "arn:aws:ecs:us-east-1:123456789012:task/demo/0123456789abcdef0123456789abcdef".into(),
-            desired_status: "RUNNING".into(),
-            stop_code: None,
-            stopped_reason: None,
-            task_definition: td,
-            overrides,
-            host_ports: vec![],
-            generation: 1,
-        }
+        desired_for_tests("arn:aws:ecs:us-east-1:123456789012:task/demo/0123456789abcdef0123456789abcdef", td, overrides)
     }
 
     #[test]

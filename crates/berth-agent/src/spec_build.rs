@@ -163,21 +163,10 @@ pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
 mod tests {
     use super::*;
     use crate::plan::plan;
-    use berth_agent_protocol::DesiredTask;
     use serde_json::json;
 
     fn task(td: serde_json::Value) -> TaskPlan {
-        plan(&DesiredTask {
-            task_arn: "arn:aws:ecs:us-east-1:1:task/c/abcdefabcdefabcdefabcdefabcdef12".into(),
-            desired_status: "RUNNING".into(),
-            stop_code: None,
-            stopped_reason: None,
-            task_definition: td,
-            overrides: None,
-            host_ports: vec![],
-            generation: 1,
-        })
-        .unwrap()
+        plan(&crate::plan::desired_for_tests("arn:aws:ecs:us-east-1:1:task/c/abcdefabcdefabcdefabcdefabcdef12", td, None)).unwrap()
     }
 
     fn image() -> ImageConfig {

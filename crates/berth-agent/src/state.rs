@@ -75,6 +75,23 @@ pub struct TaskRecord {
     pub eni_details: Vec<(String, String)>,
 }
 
+impl ContainerRecord {
+    /// A container that has not started yet.
+    pub fn pending(name: &str, runtime_id: &str) -> ContainerRecord {
+        ContainerRecord {
+            name: name.to_string(),
+            runtime_id: runtime_id.to_string(),
+            phase: ContainerPhase::Pending,
+            exit_code: None,
+            reason: None,
+            image_digest: None,
+            health: HealthState::default(),
+            started_at: None,
+            failed: false,
+        }
+    }
+}
+
 impl TaskRecord {
     pub fn task_id(&self) -> &str {
         crate::plan::task_id(&self.desired.task_arn)
@@ -163,16 +180,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = TaskFiles::open(dir.path().join("tasks")).unwrap();
         let r = TaskRecord {
-            desired: DesiredTask {
-                task_arn: "arn:aws:ecs:us-east-1:1:task/c/abc".into(),
-                desired_status: "RUNNING".into(),
-                stop_code: None,
-                stopped_reason: None,
-                task_definition: serde_json::json!({}),
-                overrides: None,
-                host_ports: vec![],
-                generation: 3,
-            },
+            desired: crate::plan::desired_for_tests("arn:aws:ecs:us-east-1:1:task/c/abc", serde_json::json!({}), None),
             boot_id: "b".into(),
             phase: Phase::Running,
             containers: vec![],

@@ -64,17 +64,7 @@ pub fn new_record(desired: DesiredTask, boot_id: &str) -> TaskRecord {
         Ok(p) => p
             .containers
             .iter()
-            .map(|c| ContainerRecord {
-                name: c.name.clone(),
-                runtime_id: c.runtime_id.clone(),
-                phase: ContainerPhase::Pending,
-                exit_code: None,
-                reason: None,
-                image_digest: None,
-                health: Default::default(),
-                started_at: None,
-                failed: false,
-            })
+            .map(|c| ContainerRecord::pending(&c.name, &c.runtime_id))
             .collect(),
         Err(_) => Vec::new(),
     };

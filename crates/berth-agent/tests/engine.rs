@@ -182,9 +182,40 @@ impl Rig {
         panic!("task never reached {status}: {last:#}");
     }
 
+    async fn wait_started(&self, id: &str) {
+        for _ in 0..300 {
+            if self.started().iter().any(|s| s == id) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("container {id} never started");
+    }
+
     fn started(&self) -> Vec<String> {
         self.runtime.calls().into_iter().filter_map(|c| if let Call::Start(s) = c { Some(s.id) } else { None }).collect()
     }
+}
+
+/// A task with an essential `main` and a non-essential `side`, RUNNING.
+async fn two_container_task(rig: &Rig) -> (String, Value) {
+    rig.register_td(json!({"family": "two", "containerDefinitions": [
+        {"name": "main", "image": "busybox", "memory": 32},
+        {"name": "side", "image": "busybox", "memory": 32, "essential": false}
+    ]}))
+    .await;
+    rig.wait_instance().await;
+    let arn = rig.run_task("two").await;
+    let t = rig.wait_status(&arn, "RUNNING").await;
+    (arn, t)
+}
+
+fn container<'a>(task: &'a Value, name: &str) -> &'a Value {
+    task["containers"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()
+}
+
+fn runtime_id(task: &Value, name: &str) -> String {
+    container(task, name)["runtimeId"].as_str().unwrap().to_string()
 }
 
 fn web_td() -> Value {
@@ -229,42 +260,25 @@ async fn run_then_stop_reports_every_step_like_ecs() {
 #[tokio::test]
 async fn an_essential_exit_stops_the_task_with_its_exit_code() {
     let rig = rig().await;
-    rig.register_td(json!({"family": "two", "containerDefinitions": [
-        {"name": "main", "image": "busybox", "memory": 32},
-        {"name": "side", "image": "busybox", "memory": 32, "essential": false}
-    ]}))
-    .await;
     let (_stop, _join) = rig.start();
-    rig.wait_instance().await;
-    let arn = rig.run_task("two").await;
-    let t = rig.wait_status(&arn, "RUNNING").await;
-    let main_id = t["containers"].as_array().unwrap().iter().find(|c| c["name"] == "main").unwrap()["runtimeId"].as_str().unwrap().to_string();
-    rig.runtime.exit(&main_id, 3);
+    let (arn, t) = two_container_task(&rig).await;
+    rig.runtime.exit(&runtime_id(&t, "main"), 3);
     let t = rig.wait_status(&arn, "STOPPED").await;
     assert_eq!(t["stopCode"], "EssentialContainerExited");
     assert_eq!(t["stoppedReason"], "Essential container in task exited");
-    let by_name = |n: &str| t["containers"].as_array().unwrap().iter().find(|c| c["name"] == n).unwrap().clone();
-    assert_eq!(by_name("main")["exitCode"], 3);
-    assert_eq!(by_name("side")["exitCode"], 143, "the other container was stopped");
+    assert_eq!(container(&t, "main")["exitCode"], 3);
+    assert_eq!(container(&t, "side")["exitCode"], 143, "the other container was stopped");
 }
 
 #[tokio::test]
 async fn non_essential_exit_keeps_the_task_running() {
     let rig = rig().await;
-    rig.register_td(json!({"family": "two", "containerDefinitions": [
-        {"name": "main", "image": "busybox", "memory": 32},
-        {"name": "side", "image": "busybox", "memory": 32, "essential": false}
-    ]}))
-    .await;
     let (_stop, _join) = rig.start();
-    rig.wait_instance().await;
-    let arn = rig.run_task("two").await;
-    let t = rig.wait_status(&arn, "RUNNING").await;
-    let side = t["containers"].as_array().unwrap().iter().find(|c| c["name"] == "side").unwrap()["runtimeId"].as_str().unwrap().to_string();
-    rig.runtime.exit(&side, 0);
+    let (arn, t) = two_container_task(&rig).await;
+    rig.runtime.exit(&runtime_id(&t, "side"), 0);
     for _ in 0..100 {
         let t = rig.describe(&arn).await;
-        if t["containers"].as_array().unwrap().iter().any(|c| c["name"] == "side" && c["lastStatus"] == "STOPPED") {
+        if container(&t, "side")["lastStatus"] == "STOPPED" {
             assert_eq!(t["lastStatus"], "RUNNING");
             return;
         }
@@ -288,12 +302,7 @@ async fn depends_on_orders_starts_and_an_unmet_condition_fails_the_task() {
     let task_id = arn.rsplit('/').next().unwrap().to_string();
     let migrate = format!("{task_id}-1");
     let app = format!("{task_id}-0");
-    for _ in 0..200 {
-        if rig.started().contains(&migrate) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    rig.wait_started(&migrate).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(!rig.started().contains(&app), "app must wait for migrate to succeed");
     rig.runtime.exit(&migrate, 0);
@@ -304,12 +313,7 @@ async fn depends_on_orders_starts_and_an_unmet_condition_fails_the_task() {
     let arn = rig.run_task("ordered").await;
     let task_id = arn.rsplit('/').next().unwrap().to_string();
     let migrate = format!("{task_id}-1");
-    for _ in 0..200 {
-        if rig.started().contains(&migrate) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    rig.wait_started(&migrate).await;
     rig.runtime.exit(&migrate, 1);
     let t = rig.wait_status(&arn, "STOPPED").await;
     assert!(!rig.started().contains(&format!("{task_id}-0")));
@@ -396,12 +400,7 @@ async fn a_task_the_server_no_longer_lists_is_stopped() {
     engine.apply(&state.desired);
     let task_id = r.rsplit('/').next().unwrap().to_string();
     let cid = format!("{task_id}-0");
-    for _ in 0..200 {
-        if rig.started().contains(&cid) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    rig.wait_started(&cid).await;
     engine.apply(&berth_agent_protocol::DesiredState::default());
     for _ in 0..300 {
         if rig.runtime.calls().iter().any(|c| matches!(c, Call::Kill(i, _) if *i == cid)) {

@@ -12,7 +12,7 @@
 mod common;
 mod e2e_support;
 
-use aws_sdk_ecs::types::{ContainerInstance, LinuxParameters, PlacementStrategy, PlacementStrategyType, PortMapping};
+use aws_sdk_ecs::types::{ContainerInstance, PlacementStrategy, PlacementStrategyType};
 use berth_testkit::busybox_image;
 use common::{BerthServer, random_string};
 use e2e_support::*;
@@ -181,25 +181,7 @@ async fn two_hosts_spread_serve_and_fence_when_an_agent_goes_silent() {
         instances(&ecs).await.iter().map(|ci| (ci.container_instance_arn().unwrap().to_string(), az_of(ci))).collect();
     let ip_of = |az: &str| if az == "us-east-1a" { ip_a.clone() } else { ip_b.clone() };
 
-    let td = register(
-        &ecs,
-        "web",
-        None,
-        vec![
-            container("web", &image)
-                .command("httpd")
-                .command("-f")
-                .command("-p")
-                .command("8080")
-                .command("-h")
-                .command("/www")
-                .port_mappings(PortMapping::builder().container_port(8080).build())
-                .linux_parameters(LinuxParameters::builder().init_process_enabled(true).build())
-                .stop_timeout(5)
-                .build(),
-        ],
-    )
-    .await;
+    let td = register(&ecs, "web", None, vec![httpd_container(&image, 5)]).await;
     let spread = PlacementStrategy::builder().r#type(PlacementStrategyType::Spread).field("attribute:ecs.availability-zone").build();
     let out = ecs.run_task().cluster(CLUSTER).task_definition(&td).count(4).placement_strategy(spread.clone()).send().await.unwrap();
     assert!(out.failures().is_empty(), "{:?}", out.failures());

@@ -12,7 +12,7 @@
 mod common;
 mod e2e_support;
 
-use aws_sdk_ecs::types::{AwsVpcConfiguration, HealthCheck, KeyValuePair, NetworkConfiguration, NetworkMode, PortMapping};
+use aws_sdk_ecs::types::{AwsVpcConfiguration, HealthCheck, KeyValuePair, NetworkConfiguration, NetworkMode};
 use berth_testkit::{Registry, busybox_image};
 use e2e_support::*;
 use std::path::PathBuf;
@@ -25,27 +25,7 @@ async fn web_tasks_serve_http_on_dynamic_host_ports_and_stop_as_user_initiated()
     let host = TestHost::up();
     let ecs = host.ecs();
     wait_instance(&ecs).await;
-    let td = register(
-        &ecs,
-        "web",
-        None,
-        vec![
-            container("web", &image)
-                .command("httpd")
-                .command("-f")
-                .command("-p")
-                .command("8080")
-                .command("-h")
-                .command("/www")
-                .port_mappings(PortMapping::builder().container_port(8080).build())
-                // httpd as pid 1 would ignore SIGTERM (the kernel's rule
-                // for init); Berth's init forwards it, as docker --init does.
-                .linux_parameters(aws_sdk_ecs::types::LinuxParameters::builder().init_process_enabled(true).build())
-                .stop_timeout(10)
-                .build(),
-        ],
-    )
-    .await;
+    let td = register(&ecs, "web", None, vec![httpd_container(&image, 10)]).await;
     let arns = run(&ecs, &td, 3).await;
     let mut ports = Vec::new();
     for arn in &arns {
@@ -243,23 +223,7 @@ async fn awsvpc_tasks_are_reachable_at_their_own_address() {
     let host = TestHost::up();
     let ecs = host.ecs();
     wait_instance(&ecs).await;
-    let td = register(
-        &ecs,
-        "vpc",
-        Some(NetworkMode::Awsvpc),
-        vec![
-            container("web", &image)
-                .command("httpd")
-                .command("-f")
-                .command("-p")
-                .command("8080")
-                .command("-h")
-                .command("/www")
-                .port_mappings(PortMapping::builder().container_port(8080).build())
-                .build(),
-        ],
-    )
-    .await;
+    let td = register(&ecs, "vpc", Some(NetworkMode::Awsvpc), vec![httpd_container(&image, 10)]).await;
     let out = ecs
         .run_task()
         .cluster(CLUSTER)

@@ -376,14 +376,8 @@ impl FrontDoor {
         started: Instant,
     ) -> Response<Full<Bytes>> {
         const OP: &str = "Poll";
-        if signing_service != "ecs" {
-            return render_error(Protocol::Json, &DoorError::WrongService("ecs"), Some(OP), request_id, started);
-        }
-        if method != Method::POST {
-            return render_error(Protocol::Json, &DoorError::UnknownTarget, Some(OP), request_id, started);
-        }
-        if let Some(denial) = caller.denied(Action::POLL) {
-            return render_error(Protocol::Json, &DoorError::AccessDenied(denial), Some(OP), request_id, started);
+        if let Some(refusal) = agent_endpoint_refusal(caller, method, signing_service, Action::POLL, OP, request_id, started) {
+            return refusal;
         }
         let req: berth_agent_protocol::PollRequest = match serde_json::from_slice(body) {
             Ok(r) => r,
@@ -418,14 +412,10 @@ impl FrontDoor {
         started: Instant,
     ) -> Response<Full<Bytes>> {
         const OP: &str = "CreateInstanceCredentials";
-        if signing_service != "ecs" {
-            return render_error(Protocol::Json, &DoorError::WrongService("ecs"), Some(OP), request_id, started);
-        }
-        if method != Method::POST {
-            return render_error(Protocol::Json, &DoorError::UnknownTarget, Some(OP), request_id, started);
-        }
-        if let Some(denial) = caller.denied(Action::CREATE_INSTANCE_CREDENTIALS) {
-            return render_error(Protocol::Json, &DoorError::AccessDenied(denial), Some(OP), request_id, started);
+        if let Some(refusal) =
+            agent_endpoint_refusal(caller, method, signing_service, Action::CREATE_INSTANCE_CREDENTIALS, OP, request_id, started)
+        {
+            return refusal;
         }
         let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
         let req: berth_agent_protocol::CredentialsRequest = match serde_json::from_slice(body) {
@@ -472,6 +462,29 @@ impl FrontDoor {
 /// `http://HOST[:PORT]` as the caller addressed this server (Berth's
 /// listener speaks plain HTTP; a TLS-terminating proxy in front says so in
 /// `X-Forwarded-Proto`).
+/// The checks every `/agent/v1/*` endpoint makes before reading its body:
+/// signed for `ecs`, a POST, and allowed to this caller.
+fn agent_endpoint_refusal(
+    caller: &Caller,
+    method: &Method,
+    signing_service: &str,
+    action: Action,
+    op: &'static str,
+    request_id: &str,
+    started: Instant,
+) -> Option<Response<Full<Bytes>>> {
+    let err = if signing_service != "ecs" {
+        DoorError::WrongService("ecs")
+    } else if method != Method::POST {
+        DoorError::UnknownTarget
+    } else if let Some(denial) = caller.denied(action) {
+        DoorError::AccessDenied(denial)
+    } else {
+        return None;
+    };
+    Some(render_error(Protocol::Json, &err, Some(op), request_id, started))
+}
+
 fn endpoint_of(headers: &http::HeaderMap) -> Option<String> {
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).filter(|h| !h.is_empty())?;
     let scheme = headers

@@ -223,6 +223,22 @@ pub async fn wait_instance(ecs: &aws_sdk_ecs::Client) -> String {
     panic!("the local agent never registered");
 }
 
+/// busybox httpd serving /www on 8080 (a dynamic host port in bridge mode),
+/// under Berth's init so SIGTERM ends it (httpd as pid 1 would ignore it).
+pub fn httpd_container(image: &str, stop_timeout: i32) -> ContainerDefinition {
+    container("web", image)
+        .command("httpd")
+        .command("-f")
+        .command("-p")
+        .command("8080")
+        .command("-h")
+        .command("/www")
+        .port_mappings(aws_sdk_ecs::types::PortMapping::builder().container_port(8080).build())
+        .linux_parameters(aws_sdk_ecs::types::LinuxParameters::builder().init_process_enabled(true).build())
+        .stop_timeout(stop_timeout)
+        .build()
+}
+
 pub fn push_busybox(registry: &Registry, repo: &str) -> String {
     busybox_image()
         .file("www/index.html", b"hello from berth\n".to_vec(), 0o644)

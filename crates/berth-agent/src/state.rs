@@ -17,8 +17,11 @@ pub enum Phase {
     Pending,
     /// Every container has started (some may have exited since).
     Running,
-    /// Containers are being stopped and resources released.
+    /// Containers are being stopped.
     Stopping,
+    /// Containers have stopped; an awsvpc task's network interface is
+    /// being released (ECS's DEPROVISIONING).
+    Deprovisioning,
     Stopped,
 }
 

@@ -137,7 +137,7 @@ impl Worker {
             return;
         }
         self.adopt().await;
-        if self.record.phase != Phase::Stopping && !self.stop_wanted() {
+        if !matches!(self.record.phase, Phase::Stopping | Phase::Deprovisioning) && !self.stop_wanted() {
             if let Err(reason) = self.setup().await {
                 self.record.stop_reason.get_or_insert(reason);
             } else {
@@ -586,6 +586,10 @@ impl Worker {
         }
         self.waiters.abort_all();
         let task_id = self.record.task_id().to_string();
+        if !self.record.eni_details.is_empty() {
+            self.record.phase = Phase::Deprovisioning;
+            self.publish();
+        }
         if let Err(e) = self.host.network.destroy_task_network(&task_id).await {
             tracing::warn!(task = %task_id, error = %e, "releasing the task network failed");
         }
@@ -630,10 +634,14 @@ fn apply_exit(c: &mut ContainerRecord, status: &ExitStatus) {
 }
 
 pub fn task_status(record: &TaskRecord) -> &'static str {
+    let awsvpc = record.desired.task_definition.get("networkMode").and_then(Value::as_str) == Some("awsvpc");
     match record.phase {
+        // ECS's PROVISIONING: the task's network interface is not there yet.
+        Phase::Pending if awsvpc && record.eni_details.is_empty() => "PROVISIONING",
         Phase::Pending => "PENDING",
         Phase::Running => "RUNNING",
         Phase::Stopping => "STOPPING",
+        Phase::Deprovisioning => "DEPROVISIONING",
         Phase::Stopped => "STOPPED",
     }
 }

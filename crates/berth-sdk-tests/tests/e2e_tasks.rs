@@ -325,3 +325,63 @@ async fn a_restarted_agent_re_adopts_its_containers() {
     let ci = ecs.list_container_instances().cluster(CLUSTER).send().await.unwrap();
     assert_eq!(ci.container_instance_arns().len(), 1, "the host kept its container instance");
 }
+
+#[tokio::test]
+async fn host_and_none_network_modes() {
+    let registry = Registry::start().expect("registry");
+    let image = push_busybox(&registry, "demo/busybox");
+    let host = TestHost::up();
+    let ecs = host.ecs();
+    wait_instance(&ecs).await;
+
+    // host: the container binds the host's own port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let td = register(
+        &ecs,
+        "hostnet",
+        Some(NetworkMode::Host),
+        vec![
+            container("web", &image)
+                .command("httpd")
+                .command("-f")
+                .command("-p")
+                .command(port.to_string())
+                .command("-h")
+                .command("/www")
+                .port_mappings(aws_sdk_ecs::types::PortMapping::builder().container_port(port as i32).host_port(port as i32).build())
+                .linux_parameters(aws_sdk_ecs::types::LinuxParameters::builder().init_process_enabled(true).build())
+                .stop_timeout(5)
+                .build(),
+        ],
+    )
+    .await;
+    let arn = run(&ecs, &td, 1).await.remove(0);
+    let t = wait_status(&ecs, &arn, "RUNNING", Duration::from_secs(60)).await;
+    assert_eq!(t.containers()[0].network_bindings()[0].host_port(), Some(port as i32));
+    let mut answer = String::new();
+    for _ in 0..50 {
+        if let Ok(a) = http_get(&format!("127.0.0.1:{port}"), "/index.html") {
+            answer = a;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answer.contains("hello from berth"), "host-mode httpd on {port}: {answer:?}");
+    ecs.stop_task().cluster(CLUSTER).task(&arn).send().await.unwrap();
+    wait_status(&ecs, &arn, "STOPPED", Duration::from_secs(60)).await;
+
+    // none: only loopback in the task's namespace.
+    let td = register(
+        &ecs,
+        "nonet",
+        Some(NetworkMode::None),
+        vec![container("probe", &image).command("sh").command("-c").command("cat /proc/net/dev").build()],
+    )
+    .await;
+    let arn = run(&ecs, &td, 1).await.remove(0);
+    let t = wait_status(&ecs, &arn, "STOPPED", Duration::from_secs(60)).await;
+    assert_eq!(t.containers()[0].exit_code(), Some(0), "{t:#?}");
+    let logs = host.logs(&arn);
+    assert!(logs.contains("lo:"), "{logs}");
+    assert!(!logs.contains("eth0"), "a none-mode task has no interface but loopback: {logs}");
+}

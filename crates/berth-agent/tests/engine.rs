@@ -110,6 +110,10 @@ impl Rig {
     }
 
     fn engine_on(&self, host: Arc<Host>) -> Engine {
+        self.engine_with(host, Duration::from_secs(3600))
+    }
+
+    fn engine_with(&self, host: Arc<Host>, task_cleanup_wait: Duration) -> Engine {
         let cfg = EngineConfig {
             cluster: "demo".into(),
             region: "us-east-1".into(),
@@ -121,7 +125,7 @@ impl Rig {
             reserved_ports_udp: vec![],
             custom_attributes: vec![],
             state_dir: self.dir.path().to_path_buf(),
-            task_cleanup_wait: Duration::from_secs(3600),
+            task_cleanup_wait,
         };
         Engine::new(cfg, host, self.control.clone())
     }
@@ -426,4 +430,36 @@ async fn tasks_of_an_earlier_boot_are_reported_stopped_with_a_reason() {
     let t = rig.wait_status(&arn, "STOPPED").await;
     assert_eq!(t["stoppedReason"], berth_agent::engine::REBOOT_REASON, "{t:#}");
     assert_eq!(t["containers"][0]["reason"], "Host restarted");
+}
+
+#[tokio::test]
+async fn stopped_tasks_are_cleaned_up_once_unlisted_and_past_the_wait() {
+    let rig = rig().await;
+    rig.register_td(web_td()).await;
+    let mut engine = rig.engine_with(rig.host.clone(), Duration::ZERO);
+    engine.register().await.unwrap();
+    let instance = engine.container_instance_arn().unwrap().to_string();
+    let poll = |known| PollRequest { cluster: "demo".into(), container_instance_arn: instance.clone(), known_version: known };
+    let arn = rig.run_task("web").await;
+    let reporting = tokio::spawn(rig.host.reporter.clone().run(rig.control.clone()));
+    engine.apply(&rig.control.poll(&poll(None)).await.unwrap().desired);
+    let t = rig.wait_status(&arn, "RUNNING").await;
+    let cid = t["containers"][0]["runtimeId"].as_str().unwrap().to_string();
+    let task_id = arn.rsplit('/').next().unwrap().to_string();
+
+    rig.call("StopTask", json!({"cluster": "demo", "task": arn})).await;
+    engine.apply(&rig.control.poll(&poll(None)).await.unwrap().desired);
+    rig.wait_status(&arn, "STOPPED").await;
+    assert!(rig.host.files.load(&task_id).unwrap().is_some(), "the record stays while the task is listed");
+    // The server no longer lists it and the wait (zero here) has passed.
+    engine.apply(&rig.control.poll(&poll(None)).await.unwrap().desired);
+    engine.apply(&rig.control.poll(&poll(None)).await.unwrap().desired);
+    for _ in 0..200 {
+        if rig.runtime.calls().iter().any(|c| matches!(c, Call::Delete(i) if *i == cid)) && rig.host.files.load(&task_id).unwrap().is_none() {
+            reporting.abort();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the stopped task's container and record were never cleaned up");
 }

@@ -78,6 +78,8 @@ impl Images for RealImages {
 #[derive(Default)]
 pub struct FakeImages {
     images: Mutex<HashMap<String, ImageConfig>>,
+    /// Served for any name not added (simulated hosts run anything).
+    fallback: Option<ImageConfig>,
     root: PathBuf,
     pulls: Mutex<Vec<String>>,
 }
@@ -85,6 +87,11 @@ pub struct FakeImages {
 impl FakeImages {
     pub fn new(root: impl Into<PathBuf>) -> FakeImages {
         FakeImages { root: root.into(), ..FakeImages::default() }
+    }
+
+    /// Images that resolve whatever their name, to `config`.
+    pub fn any(root: impl Into<PathBuf>, config: ImageConfig) -> FakeImages {
+        FakeImages { root: root.into(), fallback: Some(config), ..FakeImages::default() }
     }
 
     pub fn add(&self, image: &str, config: ImageConfig) {
@@ -100,7 +107,7 @@ impl FakeImages {
 impl Images for FakeImages {
     async fn ensure(&self, image: &str, _policy: PullPolicy) -> Result<ReadyImage, PullFailure> {
         self.pulls.lock().unwrap_or_else(|p| p.into_inner()).push(image.to_string());
-        let config = self.images.lock().unwrap_or_else(|p| p.into_inner()).get(image).cloned();
+        let config = self.images.lock().unwrap_or_else(|p| p.into_inner()).get(image).cloned().or_else(|| self.fallback.clone());
         match config {
             Some(config) => Ok(ReadyImage { digest: format!("sha256:{:064x}", image.len()), config, layers: vec![] }),
             None => Err(PullFailure { reason: format!("CannotPullContainerError: {image}: not found") }),

@@ -24,6 +24,7 @@ pub mod images;
 pub mod logs;
 pub mod plan;
 pub mod report;
+pub mod sim;
 pub mod spec_build;
 pub mod state;
 pub mod worker;

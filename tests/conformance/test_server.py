@@ -36,6 +36,8 @@ SERVED = {
     "RunTask", "StartTask", "StopTask", "DescribeTasks", "ListTasks",
     "SubmitTaskStateChange", "SubmitContainerStateChange", "SubmitAttachmentStateChanges",
     "DiscoverPollEndpoint",
+    "CreateService", "UpdateService", "DeleteService", "DescribeServices", "ListServices",
+    "ListServicesByNamespace",
 }
 
 
@@ -133,9 +135,9 @@ def test_unserved_operation_boto3(ecs):
 
 
 def test_unserved_operation_cli(aws):
-    rc, err = aws.error("ecs", "list-services", "--cluster", "default")
+    rc, err = aws.error("ecs", "list-service-deployments", "--service", "nothing")
     assert "UnsupportedFeatureException" in err
-    assert "ListServices" in err
+    assert "ListServiceDeployments" in err
 
 
 def test_every_unserved_model_operation_names_itself(berth):

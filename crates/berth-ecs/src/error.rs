@@ -22,6 +22,10 @@ pub enum EcsError {
     #[error("{0}")]
     ClusterContainsCapacityProvider(String),
     #[error("{0}")]
+    ServiceNotFound(String),
+    #[error("{0}")]
+    ServiceNotActive(String),
+    #[error("{0}")]
     ResourceInUse(String),
     #[error("{0}")]
     ResourceNotFound(String),
@@ -52,6 +56,12 @@ impl EcsError {
     pub fn invalid(msg: impl Into<String>) -> EcsError {
         EcsError::InvalidParameter(msg.into())
     }
+    pub fn service_not_found() -> EcsError {
+        EcsError::ServiceNotFound("Service not found.".into())
+    }
+    pub fn service_not_active() -> EcsError {
+        EcsError::ServiceNotActive("Service was not ACTIVE.".into())
+    }
     pub fn cluster_not_found() -> EcsError {
         EcsError::ClusterNotFound("Cluster not found.".into())
     }
@@ -75,6 +85,8 @@ impl berth_wire::ServiceError for EcsError {
             EcsError::ClusterContainsTasks(_) => "ClusterContainsTasksException",
             EcsError::ClusterContainsContainerInstances(_) => "ClusterContainsContainerInstancesException",
             EcsError::ClusterContainsCapacityProvider(_) => "ClusterContainsCapacityProviderException",
+            EcsError::ServiceNotFound(_) => "ServiceNotFoundException",
+            EcsError::ServiceNotActive(_) => "ServiceNotActiveException",
             EcsError::ResourceInUse(_) => "ResourceInUseException",
             EcsError::ResourceNotFound(_) => "ResourceNotFoundException",
             EcsError::LimitExceeded(_) => "LimitExceededException",

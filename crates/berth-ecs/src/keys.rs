@@ -10,7 +10,13 @@ pub struct Keys {
 
 impl Keys {
     pub fn for_request(ctx: &RequestContext) -> Keys {
-        Keys { root: format!("ecs/{}/{}/", ctx.account, ctx.region) }
+        Keys::new(&ctx.account, &ctx.region)
+    }
+
+    /// The keys of one account and region, for callers outside a request
+    /// (controllers).
+    pub fn new(account: &berth_arn::AccountId, region: &berth_arn::Region) -> Keys {
+        Keys { root: format!("ecs/{account}/{region}/") }
     }
 
     pub fn clusters(&self) -> String {
@@ -57,8 +63,13 @@ impl Keys {
     pub fn attributes(&self, cluster: &str, target_type: &str, target_id: &str) -> String {
         format!("{}attributes/{cluster}/{target_type}/{target_id}", self.root)
     }
+    /// Only service records live under `services_of(cluster)` (cluster
+    /// counts read every record there).
     pub fn services_of(&self, cluster: &str) -> String {
         format!("{}services/{cluster}/", self.root)
+    }
+    pub fn service(&self, cluster: &str, name: &str) -> String {
+        format!("{}services/{cluster}/{name}", self.root)
     }
     pub fn tasks_of(&self, cluster: &str) -> String {
         format!("{}tasks/{cluster}/", self.root)

@@ -23,6 +23,7 @@ pub mod keys;
 pub mod operations;
 pub mod paging;
 pub mod repo;
+pub mod services;
 pub mod tags;
 pub mod task_definitions;
 pub mod tasks;
@@ -125,6 +126,13 @@ impl Ecs {
             "UpdateCluster" => clusters::update(s, ctx, body).await,
             "UpdateClusterSettings" => clusters::update_settings(s, ctx, body).await,
             "PutClusterCapacityProviders" => clusters::put_capacity_providers(s, ctx, body).await,
+
+            "CreateService" => services::create(s, ctx, body).await,
+            "UpdateService" => services::update(s, ctx, body).await,
+            "DeleteService" => services::delete(s, ctx, body).await,
+            "DescribeServices" => services::describe(s, ctx, body).await,
+            "ListServices" => services::list(s, ctx, body).await,
+            "ListServicesByNamespace" => services::list_by_namespace(s, ctx, body).await,
 
             "CreateCapacityProvider" => capacity_providers::create(s, ctx, body).await,
             "DescribeCapacityProviders" => capacity_providers::describe(s, ctx, body).await,

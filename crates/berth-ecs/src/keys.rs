@@ -63,6 +63,10 @@ impl Keys {
     pub fn attributes(&self, cluster: &str, target_type: &str, target_id: &str) -> String {
         format!("{}attributes/{cluster}/{target_type}/{target_id}", self.root)
     }
+    /// Every service of every cluster (the prefix a controller watches).
+    pub fn services(&self) -> String {
+        format!("{}services/", self.root)
+    }
     /// Only service records live under `services_of(cluster)` (cluster
     /// counts read every record there).
     pub fn services_of(&self, cluster: &str) -> String {

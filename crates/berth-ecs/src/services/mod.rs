@@ -67,6 +67,21 @@ fn network_mode(td: &TaskDefinitionRecord) -> &str {
     td.definition.get("networkMode").and_then(Value::as_str).unwrap_or("bridge")
 }
 
+/// Every provider of a service's strategy must be associated with its
+/// cluster (the cluster's own default strategy is not applied: without a
+/// strategy a service runs with the EC2 launch type).
+fn check_providers(cluster: &clusters::ClusterRecord, strategy: &[StrategyItem]) -> EcsResult<()> {
+    for item in strategy {
+        if !cluster.capacity_providers.contains(&item.capacity_provider) {
+            return Err(EcsError::invalid(format!(
+                "The specified capacity provider strategy cannot contain a capacity provider that is not associated with the cluster. Associate the capacity provider with the cluster or specify a valid capacity provider and try again. Capacity provider: {}",
+                item.capacity_provider
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The service name a `service` member names in `cluster`: a name, or a
 /// service ARN (long `service/CLUSTER/NAME` or short `service/NAME` form).
 fn service_name_of(ctx: &RequestContext, cluster: &str, reference: &str) -> Option<String> {
@@ -141,6 +156,7 @@ pub async fn create(store: &dyn Store, ctx: &RequestContext, body: Map<String, V
 
     let cluster = clusters::resolve_active(store, ctx, req.cluster.as_deref()).await?;
     let cluster_name = cluster.record.name.clone();
+    check_providers(&cluster.record, &cp_strategy)?;
     let td = active_task_definition(store, ctx, &td_text).await?;
     validate::network_configuration(network_mode(&td), req.network_configuration.as_ref())?;
     let td_arn = td_arn(ctx, &td);
@@ -251,7 +267,9 @@ pub async fn update(store: &dyn Store, ctx: &RequestContext, body: Map<String, V
     let propagate = req.propagate_tags.as_deref().map(|p| validate::propagate_tags(Some(p))).transpose()?;
     let desired = req.desired_count.map(validate::count).transpose()?;
 
-    let cluster_name = clusters::resolve_active(store, ctx, req.cluster.as_deref()).await?.record.name;
+    let cluster = clusters::resolve_active(store, ctx, req.cluster.as_deref()).await?.record;
+    check_providers(&cluster, req.capacity_provider_strategy.as_deref().unwrap_or_default())?;
+    let cluster_name = cluster.name;
     let name = service_name_of(ctx, &cluster_name, &reference).ok_or_else(EcsError::service_not_found)?;
     let keys = Keys::for_request(ctx);
     let found = repo::load(store, &keys, &cluster_name, &name).await?;

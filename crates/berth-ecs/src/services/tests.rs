@@ -362,3 +362,36 @@ async fn a_cluster_with_an_active_service_cannot_be_deleted() {
     let e = clusters::delete(s.as_ref(), &ctx(), body(json!({"cluster": "c"}))).await.unwrap_err();
     assert_eq!(code(&e), "ClusterContainsServicesException");
 }
+
+#[tokio::test]
+async fn capacity_provider_strategies_must_use_the_clusters_providers() {
+    let s = store();
+    setup(s.as_ref()).await;
+    crate::capacity_providers::create(
+        s.as_ref(),
+        &ctx(),
+        body(json!({"name": "cp1", "autoScalingGroupProvider": {"autoScalingGroupArn": "asg-1"}})),
+    )
+    .await
+    .unwrap();
+    let mut req = web("api", 1);
+    req["capacityProviderStrategy"] = json!([{"capacityProvider": "cp1", "weight": 1}]);
+    let e = create_svc(s.as_ref(), req.clone()).await.unwrap_err();
+    assert_eq!(code(&e), "InvalidParameterException");
+    assert!(e.to_string().contains("not associated with the cluster"), "{e}");
+    clusters::put_capacity_providers(
+        s.as_ref(),
+        &ctx(),
+        body(json!({"cluster": "c", "capacityProviders": ["cp1"], "defaultCapacityProviderStrategy": []})),
+    )
+    .await
+    .unwrap();
+    let svc = create_svc(s.as_ref(), req.clone()).await.unwrap()["service"].clone();
+    assert!(svc.get("launchType").is_none());
+    assert_eq!(svc["capacityProviderStrategy"], json!([{"capacityProvider": "cp1", "weight": 1, "base": 0}]));
+    assert_eq!(svc["deployments"][0]["capacityProviderStrategy"], svc["capacityProviderStrategy"]);
+    let mut both = req;
+    both["serviceName"] = json!("both");
+    both["launchType"] = json!("EC2");
+    assert_eq!(code(&create_svc(s.as_ref(), both).await.unwrap_err()), "InvalidParameterException");
+}

@@ -106,16 +106,7 @@ pub fn launch(
                 "Specifying a capacity provider strategy is not supported when you create a service using the DAEMON scheduling strategy.",
             ));
         }
-        for item in strategy {
-            if item.capacity_provider.is_empty() {
-                return Err(EcsError::invalid("capacityProvider can not be blank."));
-            }
-            if !(0..=1000).contains(&item.weight) || !(0..=100_000).contains(&item.base) {
-                return Err(EcsError::invalid(
-                    "The capacity provider strategy weight must be between 0 and 1000 and base between 0 and 100000.",
-                ));
-            }
-        }
+        crate::capacity_providers::validate_strategy(strategy)?;
         return Ok((None, strategy.to_vec()));
     }
     match launch_type {

@@ -1,0 +1,132 @@
+//! ECS's wording for service events, deployment reasons and stop reasons,
+//! in one place. Strings marked *unconfirmed* are our best rendering where
+//! we could not confirm ECS's exact text.
+
+/// "(service NAME) has reached a steady state."
+pub fn steady_state(service: &str) -> String {
+    format!("(service {service}) has reached a steady state.")
+}
+
+/// "(service NAME) has started N tasks: (task ID) (task ID)." The task ids
+/// exist only once the caller has created the tasks, so the caller builds
+/// this one after applying [`StartTasks`](crate::StartTasks).
+pub fn started_tasks<S: AsRef<str>>(service: &str, task_ids: &[S]) -> String {
+    format!(
+        "(service {service}) has started {} tasks: {}.",
+        task_ids.len(),
+        task_list(task_ids)
+    )
+}
+
+/// "(service NAME) has stopped N running tasks: (task ID)."
+pub fn stopped_tasks<S: AsRef<str>>(service: &str, task_ids: &[S]) -> String {
+    format!(
+        "(service {service}) has stopped {} running tasks: {}.",
+        task_ids.len(),
+        task_list(task_ids)
+    )
+}
+
+/// Placement found no instance; the caller emits it when placing a start
+/// fails.
+pub fn unable_to_place(service: &str) -> String {
+    format!(
+        "(service {service}) was unable to place a task because no container instance met all of its requirements."
+    )
+}
+
+/// The circuit breaker tripped.
+pub fn deployment_failed(service: &str, deployment_id: &str) -> String {
+    format!(
+        "(service {service}) (deployment {deployment_id}) deployment failed: tasks failed to start."
+    )
+}
+
+/// The PRIMARY reached its desired count and the others are drained.
+pub fn deployment_completed(service: &str, deployment_id: &str) -> String {
+    format!("(service {service}) (deployment {deployment_id}) deployment completed.")
+}
+
+/// `rolloutStateReason` of a new deployment.
+pub fn reason_in_progress(deployment_id: &str) -> String {
+    format!("ECS deployment {deployment_id} in progress.")
+}
+
+/// `rolloutStateReason` of a COMPLETED deployment.
+pub fn reason_completed(deployment_id: &str) -> String {
+    format!("ECS deployment {deployment_id} completed.")
+}
+
+/// `rolloutStateReason` of a deployment the circuit breaker failed.
+pub fn reason_circuit_breaker_failed() -> String {
+    "ECS deployment circuit breaker: tasks failed to start.".to_string()
+}
+
+/// `rolloutStateReason` of the deployment a rollback creates.
+pub fn reason_rolling_back(to_deployment_id: &str) -> String {
+    format!("ECS deployment circuit breaker: rolling back to deploymentId {to_deployment_id}.")
+}
+
+/// `stoppedReason` of a scale-in or of draining an old deployment.
+pub fn stop_scaling(deployment_id: &str) -> String {
+    format!("Scaling activity initiated by (deployment {deployment_id})")
+}
+
+/// `stoppedReason` of a task replaced for failing its container health check.
+pub fn stop_container_health_checks() -> String {
+    "Task failed container health checks".to_string()
+}
+
+/// `stoppedReason` of a task replaced for failing load balancer health
+/// checks (for the load balancer piece; the view has no ELB health yet).
+pub fn stop_elb_health_checks() -> String {
+    "Task failed ELB health checks".to_string()
+}
+
+/// `stoppedReason` of a daemon task on a DRAINING instance (*unconfirmed*).
+pub fn stop_instance_draining() -> String {
+    "Container instance is draining".to_string()
+}
+
+/// `stoppedReason` of a task whose host is lost (Berth's wording; the
+/// host-loss piece may refine it).
+pub fn stop_host_lost() -> String {
+    "Host lost".to_string()
+}
+
+fn task_list<S: AsRef<str>>(task_ids: &[S]) -> String {
+    let parts: Vec<String> = task_ids
+        .iter()
+        .map(|id| format!("(task {})", id.as_ref()))
+        .collect();
+    parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wording_matches_ecs() {
+        assert_eq!(
+            started_tasks("web", &["a", "b"]),
+            "(service web) has started 2 tasks: (task a) (task b)."
+        );
+        assert_eq!(
+            stopped_tasks("web", &["a"]),
+            "(service web) has stopped 1 running tasks: (task a)."
+        );
+        assert_eq!(
+            steady_state("web"),
+            "(service web) has reached a steady state."
+        );
+        assert_eq!(
+            deployment_failed("web", "ecs-svc/1"),
+            "(service web) (deployment ecs-svc/1) deployment failed: tasks failed to start."
+        );
+        assert_eq!(
+            stop_scaling("ecs-svc/1"),
+            "Scaling activity initiated by (deployment ecs-svc/1)"
+        );
+    }
+}

@@ -1,0 +1,544 @@
+//! The reconciler: one pass over a [`ServiceView`], no memory of why it
+//! ran. Every decision is recomputed from the view, so running it twice on
+//! the same view gives the same plan, and running it on the view a plan
+//! produced asks for nothing more.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::events;
+use crate::model::{
+    DeploymentStatus, DeploymentView, InstanceStatus, RolloutState, SchedulingStrategy,
+    ServiceView, TaskStatus, TaskView,
+};
+use crate::plan::{
+    DeploymentChange, DeploymentCounts, Rollback, ServicePlan, ServiceState, StartTasks, StopTask,
+};
+use crate::throttle::{Allowance, Throttle};
+
+/// The circuit breaker's failure threshold: half the desired count, at
+/// least 3 and at most 200 (ECS's `ServiceDeploymentCircuitBreaker.threshold`
+/// documents "0.5 × desired task count" with those bounds). ECS does not
+/// say how a half is rounded; we round up, so 7 desired tolerate 4
+/// failures rather than 3.
+pub fn failure_threshold(desired_count: u32) -> u32 {
+    desired_count.div_ceil(2).clamp(3, 200)
+}
+
+/// The most tasks (desired RUNNING, of all deployments) a rolling update
+/// may have: `floor(desired × maximumPercent / 100)`, as ECS rounds it.
+pub fn max_total(desired_count: u32, maximum_percent: u32) -> u32 {
+    let v = u64::from(desired_count) * u64::from(maximum_percent) / 100;
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+/// The fewest healthy tasks a stop may leave: `ceil(desired ×
+/// minimumHealthyPercent / 100)`, as ECS rounds it.
+pub fn min_healthy(desired_count: u32, minimum_healthy_percent: u32) -> u32 {
+    let v = (u64::from(desired_count) * u64::from(minimum_healthy_percent)).div_ceil(100);
+    u32::try_from(v).unwrap_or(u32::MAX)
+}
+
+/// Reconciles one service. See the crate documentation for the rules.
+pub fn reconcile(view: &ServiceView, now_ms: u64) -> ServicePlan {
+    let mut run = Run::new(view, now_ms);
+    run.stop_lost();
+    run.record_failures();
+    run.circuit_breaker();
+    run.replace_unhealthy();
+    match view.spec.scheduling {
+        SchedulingStrategy::Replica => run.replica(),
+        SchedulingStrategy::Daemon => run.daemon(),
+    }
+    run.retire_drained();
+    run.complete_primary();
+    run.finish()
+}
+
+struct Run<'a> {
+    view: &'a ServiceView,
+    now: u64,
+    primary: Option<&'a DeploymentView>,
+    desired: u32,
+    /// No starts and no draining: there is no PRIMARY, or it FAILED (the
+    /// circuit breaker stops the rollout; with rollback the new PRIMARY
+    /// only exists once the caller applied this plan).
+    frozen: bool,
+    stopped: BTreeSet<&'a str>,
+    stops: Vec<StopTask>,
+    starts: Vec<StartTasks>,
+    recorded: Vec<String>,
+    /// Failures recorded by this plan, per deployment.
+    new_failures: BTreeMap<&'a str, u32>,
+    changes: Vec<DeploymentChange>,
+    rollback: Option<Rollback>,
+    throttle: Throttle,
+    events: Vec<String>,
+    requeue: Option<u64>,
+}
+
+impl<'a> Run<'a> {
+    fn new(view: &'a ServiceView, now: u64) -> Self {
+        let primary = view.primary();
+        let desired = match view.spec.scheduling {
+            SchedulingStrategy::Replica => view.spec.desired_count,
+            SchedulingStrategy::Daemon => {
+                u32::try_from(view.instances.iter().filter(|i| i.is_eligible()).count())
+                    .unwrap_or(u32::MAX)
+            }
+        };
+        let frozen = primary.is_none_or(|p| p.rollout_state == RolloutState::Failed);
+        Run {
+            view,
+            now,
+            primary,
+            desired,
+            frozen,
+            stopped: BTreeSet::new(),
+            stops: Vec::new(),
+            starts: Vec::new(),
+            recorded: Vec::new(),
+            new_failures: BTreeMap::new(),
+            changes: Vec::new(),
+            rollback: None,
+            throttle: view.throttle,
+            events: Vec::new(),
+            requeue: None,
+        }
+    }
+
+    fn primary_id(&self) -> &'a str {
+        self.primary.map_or("", |p| p.id.as_str())
+    }
+
+    fn is_primary(&self, t: &TaskView) -> bool {
+        self.primary.is_some_and(|p| p.id == t.deployment_id)
+    }
+
+    /// Tasks that count, minus those this plan stops.
+    fn active(&self) -> impl Iterator<Item = &'a TaskView> + '_ {
+        self.view
+            .tasks
+            .iter()
+            .filter(|t| t.is_active() && !self.stopped.contains(t.id.as_str()))
+    }
+
+    fn stop(&mut self, t: &'a TaskView, reason: String) {
+        if self.stopped.insert(t.id.as_str()) {
+            self.stops.push(StopTask {
+                task_id: t.id.clone(),
+                reason,
+            });
+        }
+    }
+
+    fn change(&mut self, deployment_id: &str) -> &mut DeploymentChange {
+        let i = match self
+            .changes
+            .iter()
+            .position(|c| c.deployment_id == deployment_id)
+        {
+            Some(i) => i,
+            None => {
+                self.changes.push(DeploymentChange {
+                    deployment_id: deployment_id.to_string(),
+                    status: None,
+                    rollout: None,
+                    failed_tasks: None,
+                });
+                self.changes.len() - 1
+            }
+        };
+        &mut self.changes[i]
+    }
+
+    fn requeue_in(&mut self, ms: u64) {
+        self.requeue = Some(self.requeue.map_or(ms, |r| r.min(ms)));
+    }
+
+    /// Stops the lost tasks still asked to run; `is_active` already leaves
+    /// them out of every count.
+    fn stop_lost(&mut self) {
+        for t in &self.view.tasks {
+            if t.lost
+                && t.desired_status == crate::DesiredStatus::Running
+                && t.last_status != TaskStatus::Stopped
+            {
+                self.stop(t, events::stop_host_lost());
+            }
+        }
+    }
+
+    /// Counts new failures into `failed_tasks` and the throttle; a task
+    /// seen RUNNING that started after the last failure resets the throttle.
+    fn record_failures(&mut self) {
+        for t in &self.view.tasks {
+            if t.is_failure() && !t.failure_recorded {
+                self.recorded.push(t.id.clone());
+                *self
+                    .new_failures
+                    .entry(t.deployment_id.as_str())
+                    .or_default() += 1;
+                self.throttle.consecutive_failures =
+                    self.throttle.consecutive_failures.saturating_add(1);
+                let at = t.stopped_at_ms.unwrap_or(self.now);
+                self.throttle.last_failure_at_ms = self.throttle.last_failure_at_ms.max(at);
+            }
+        }
+        let failures: Vec<(&str, u32)> = self.new_failures.iter().map(|(k, v)| (*k, *v)).collect();
+        for (id, n) in failures {
+            if let Some(d) = self.view.deployments.iter().find(|d| d.id == id) {
+                self.change(id).failed_tasks = Some(d.failed_tasks.saturating_add(n));
+            }
+        }
+        let last = self.throttle.last_failure_at_ms;
+        let recovered = self.view.tasks.iter().any(|t| {
+            !t.lost
+                && t.last_status == TaskStatus::Running
+                && t.started_at_ms.is_some_and(|s| s > last)
+        });
+        if self.throttle.consecutive_failures > 0 && recovered {
+            self.throttle.consecutive_failures = 0;
+        }
+    }
+
+    fn circuit_breaker(&mut self) {
+        let Some(p) = self.primary else { return };
+        let cb = self.view.spec.circuit_breaker;
+        if !cb.enable || p.rollout_state != RolloutState::InProgress {
+            return;
+        }
+        let failed = p
+            .failed_tasks
+            .saturating_add(self.new_failures.get(p.id.as_str()).copied().unwrap_or(0));
+        if failed < failure_threshold(self.desired) {
+            return;
+        }
+        self.frozen = true;
+        self.change(&p.id).rollout = Some((
+            RolloutState::Failed,
+            events::reason_circuit_breaker_failed(),
+        ));
+        self.events
+            .push(events::deployment_failed(&self.view.name, &p.id));
+        if !cb.rollback {
+            return;
+        }
+        let target = self
+            .view
+            .deployments
+            .iter()
+            .filter(|d| d.id != p.id && d.rollout_state == RolloutState::Completed)
+            .max_by_key(|d| d.created_at_ms);
+        if let Some(to) = target {
+            self.change(&p.id).status = Some(DeploymentStatus::Active);
+            self.rollback = Some(Rollback {
+                failed_deployment_id: p.id.clone(),
+                to_deployment_id: to.id.clone(),
+                task_definition: to.task_definition.clone(),
+                reason: events::reason_rolling_back(&to.id),
+            });
+        }
+    }
+
+    /// UNHEALTHY past the grace period: stopped, then replaced like any
+    /// missing task. This never lowers the healthy count (an UNHEALTHY
+    /// task is not healthy), so minimumHealthyPercent never holds it back.
+    fn replace_unhealthy(&mut self) {
+        let grace = self.view.spec.health_check_grace_period_ms;
+        for t in &self.view.tasks {
+            if t.is_unhealthy(grace, self.now) {
+                self.stop(t, events::stop_container_health_checks());
+            } else if t.is_active()
+                && t.last_status == TaskStatus::Running
+                && t.has_health_check
+                && t.health == crate::HealthStatus::Unhealthy
+                && let Some(s) = t.started_at_ms
+            {
+                // Inside the grace period: look again when it ends.
+                self.requeue_in(s.saturating_add(grace).saturating_sub(self.now));
+            }
+        }
+    }
+
+    /// Stops `candidates` in order, a healthy one only while the healthy
+    /// count stays at or above `floor`.
+    fn stop_within_minimum(&mut self, candidates: Vec<&'a TaskView>, floor: u32) {
+        let mut healthy = self.active().filter(|t| t.is_healthy()).count();
+        let reason = events::stop_scaling(self.primary_id());
+        for t in candidates {
+            if !t.is_healthy() {
+                self.stop(t, reason.clone());
+            } else if healthy > floor as usize {
+                self.stop(t, reason.clone());
+                healthy -= 1;
+            }
+        }
+    }
+
+    /// The order tasks are given up in: not-yet-healthy first (they cost no
+    /// capacity), old deployments before the PRIMARY, older deployments
+    /// first, then the most recently started (keeping warm tasks). ECS
+    /// balances scale-in across Availability Zones first; Berth has no AZs
+    /// yet, so that step is absent.
+    fn scale_in_key(&self, t: &TaskView) -> (bool, bool, u64, Reverse<Option<u64>>) {
+        let created = self
+            .view
+            .deployments
+            .iter()
+            .find(|d| d.id == t.deployment_id)
+            .map_or(0, |d| d.created_at_ms);
+        (
+            t.is_healthy(),
+            self.is_primary(t),
+            created,
+            Reverse(t.started_at_ms),
+        )
+    }
+
+    fn allowance(&mut self, wanted: u32) -> u32 {
+        match self.throttle.allowance(self.now) {
+            Allowance::Unlimited => wanted,
+            Allowance::AtMost(n) => wanted.min(n),
+            Allowance::WaitMs(ms) => {
+                if wanted > 0 {
+                    self.requeue_in(ms);
+                }
+                0
+            }
+        }
+    }
+
+    fn replica(&mut self) {
+        if self.frozen {
+            return;
+        }
+        let Some(p) = self.primary else { return };
+        let spec = &self.view.spec;
+        let d = self.desired;
+        let floor = min_healthy(d, spec.minimum_healthy_percent);
+        let ceiling = max_total(d, spec.maximum_percent);
+
+        let mut primary_tasks: Vec<&'a TaskView> =
+            self.active().filter(|t| t.deployment_id == p.id).collect();
+        let mut candidates: Vec<&'a TaskView> =
+            self.active().filter(|t| t.deployment_id != p.id).collect();
+        if primary_tasks.len() > d as usize {
+            primary_tasks.sort_by_key(|t| self.scale_in_key(t));
+            candidates.extend(primary_tasks.drain(..primary_tasks.len() - d as usize));
+        }
+        candidates.sort_by_key(|t| self.scale_in_key(t));
+        self.stop_within_minimum(candidates, floor);
+
+        let total = u32::try_from(self.active().count()).unwrap_or(u32::MAX);
+        let in_primary = u32::try_from(self.active().filter(|t| t.deployment_id == p.id).count())
+            .unwrap_or(u32::MAX);
+        let wanted = d
+            .saturating_sub(in_primary)
+            .min(ceiling.saturating_sub(total));
+        let count = self.allowance(wanted);
+        if count > 0 {
+            self.starts.push(StartTasks {
+                deployment_id: p.id.clone(),
+                task_definition: p.task_definition.clone(),
+                count,
+                instance_ids: Vec::new(),
+            });
+        }
+    }
+
+    /// One task per eligible instance. Tasks on DRAINING, unknown or no
+    /// longer matching instances are stopped; tasks on instances whose
+    /// agent is disconnected are left as they are. A rolling update stops
+    /// an instance's old task (within minimumHealthyPercent of the
+    /// eligible count) and starts the new one in the same plan: at most
+    /// one task per instance is ever desired RUNNING, as ECS's daemon
+    /// scheduler (maximumPercent 100) does.
+    fn daemon(&mut self) {
+        let view = self.view;
+        for t in self.active().collect::<Vec<_>>() {
+            let deployment = if self.primary.is_some() {
+                self.primary_id()
+            } else {
+                t.deployment_id.as_str()
+            };
+            match view.instances.iter().find(|i| i.id == t.instance_id) {
+                None => self.stop(t, events::stop_scaling(deployment)),
+                Some(i) if i.status == InstanceStatus::Draining => {
+                    self.stop(t, events::stop_instance_draining())
+                }
+                Some(i) if !i.matches => self.stop(t, events::stop_scaling(deployment)),
+                Some(_) => {}
+            }
+        }
+        if self.frozen {
+            return;
+        }
+        let Some(p) = self.primary else { return };
+        let floor = min_healthy(self.desired, view.spec.minimum_healthy_percent);
+
+        let mut candidates = Vec::new();
+        for i in view.instances.iter().filter(|i| i.is_eligible()) {
+            let mut on: Vec<&'a TaskView> =
+                self.active().filter(|t| t.instance_id == i.id).collect();
+            // Keep the best PRIMARY task (healthy, then longest running);
+            // everything else on the instance is surplus.
+            on.sort_by_key(|t| {
+                (
+                    t.deployment_id != p.id,
+                    !t.is_healthy(),
+                    t.started_at_ms.is_none(),
+                    t.started_at_ms,
+                )
+            });
+            let keep_primary = on.first().is_some_and(|t| t.deployment_id == p.id);
+            candidates.extend(on.into_iter().skip(usize::from(keep_primary)));
+        }
+        candidates.sort_by_key(|t| self.scale_in_key(t));
+        self.stop_within_minimum(candidates, floor);
+
+        let free: Vec<String> = view
+            .instances
+            .iter()
+            .filter(|i| i.is_eligible() && !self.active().any(|t| t.instance_id == i.id))
+            .map(|i| i.id.clone())
+            .collect();
+        let count = self.allowance(u32::try_from(free.len()).unwrap_or(u32::MAX));
+        if count > 0 {
+            let instance_ids: Vec<String> = free.into_iter().take(count as usize).collect();
+            self.starts.push(StartTasks {
+                deployment_id: p.id.clone(),
+                task_definition: p.task_definition.clone(),
+                count,
+                instance_ids,
+            });
+        }
+    }
+
+    /// A deployment other than the PRIMARY with nothing left asked to run
+    /// becomes INACTIVE (level-triggered: whatever emptied it).
+    fn retire_drained(&mut self) {
+        let primary = self.primary_id();
+        for d in &self.view.deployments {
+            if d.id == primary || d.status == DeploymentStatus::Inactive {
+                continue;
+            }
+            if !self.active().any(|t| t.deployment_id == d.id) {
+                self.change(&d.id).status = Some(DeploymentStatus::Inactive);
+            }
+        }
+    }
+
+    fn status_after(&self, d: &DeploymentView) -> DeploymentStatus {
+        self.changes
+            .iter()
+            .find(|c| c.deployment_id == d.id)
+            .and_then(|c| c.status)
+            .unwrap_or(d.status)
+    }
+
+    /// The PRIMARY is COMPLETED once it alone runs the desired count, all
+    /// healthy.
+    fn complete_primary(&mut self) {
+        if self.frozen {
+            return;
+        }
+        let Some(p) = self.primary else { return };
+        if p.rollout_state != RolloutState::InProgress {
+            return;
+        }
+        let others_gone = self
+            .view
+            .deployments
+            .iter()
+            .all(|d| d.id == p.id || self.status_after(d) == DeploymentStatus::Inactive);
+        let mine: Vec<&TaskView> = self.active().filter(|t| t.deployment_id == p.id).collect();
+        let all_healthy =
+            mine.len() == self.desired as usize && mine.iter().all(|t| t.is_healthy());
+        if others_gone && all_healthy && self.starts.is_empty() {
+            self.change(&p.id).rollout =
+                Some((RolloutState::Completed, events::reason_completed(&p.id)));
+            self.events
+                .push(events::deployment_completed(&self.view.name, &p.id));
+        }
+    }
+
+    fn finish(mut self) -> ServicePlan {
+        let view = self.view;
+        let counted = |t: &&TaskView| !t.lost;
+        let count = |status: TaskStatus, dep: Option<&str>| {
+            let n = view
+                .tasks
+                .iter()
+                .filter(counted)
+                .filter(|t| t.last_status == status && dep.is_none_or(|d| t.deployment_id == d))
+                .count();
+            u32::try_from(n).unwrap_or(u32::MAX)
+        };
+        let running_count = count(TaskStatus::Running, None);
+        let pending_count = count(TaskStatus::Pending, None);
+        let deployments = view
+            .deployments
+            .iter()
+            .map(|d| DeploymentCounts {
+                deployment_id: d.id.clone(),
+                running: count(TaskStatus::Running, Some(&d.id)),
+                pending: count(TaskStatus::Pending, Some(&d.id)),
+            })
+            .collect();
+
+        let quiet = self.starts.is_empty()
+            && self.stops.is_empty()
+            && self.changes.is_empty()
+            && self.rollback.is_none();
+        let steady = quiet
+            && self.primary.is_some_and(|p| {
+                let only_primary = view
+                    .deployments
+                    .iter()
+                    .all(|d| d.id == p.id || d.status == DeploymentStatus::Inactive);
+                let active: Vec<&TaskView> = self.active().collect();
+                only_primary
+                    && pending_count == 0
+                    && running_count == self.desired
+                    && active.len() == self.desired as usize
+                    && active
+                        .iter()
+                        .all(|t| t.deployment_id == p.id && t.is_healthy())
+            });
+
+        if !self.stops.is_empty() {
+            let ids: Vec<&str> = self.stops.iter().map(|s| s.task_id.as_str()).collect();
+            // After the deployment-failed event, before completion: the
+            // order things happen in.
+            let at = self
+                .events
+                .iter()
+                .take_while(|e| e.contains("deployment failed"))
+                .count();
+            self.events
+                .insert(at, events::stopped_tasks(&view.name, &ids));
+        }
+        if steady && !view.was_steady {
+            self.events.push(events::steady_state(&view.name));
+        }
+
+        ServicePlan {
+            starts: self.starts,
+            stops: self.stops,
+            recorded_failures: self.recorded,
+            deployment_changes: self.changes,
+            rollback: self.rollback,
+            state: ServiceState {
+                desired_count: self.desired,
+                running_count,
+                pending_count,
+                deployments,
+                steady,
+            },
+            throttle: self.throttle,
+            events: self.events,
+            requeue_after_ms: self.requeue,
+        }
+    }
+}

@@ -16,3 +16,10 @@ pub use plan::{
 };
 pub use reconcile::{failure_threshold, max_total, min_healthy, reconcile};
 pub use throttle::Throttle;
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests;

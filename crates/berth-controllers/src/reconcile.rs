@@ -296,10 +296,20 @@ impl<'a> Run<'a> {
         )
     }
 
+    /// What the throttle lets this plan start. While throttled, the probe
+    /// allowance counts the PRIMARY's tasks still PENDING, so a probe in
+    /// flight is not repeated by the next reconcile (the plan stays
+    /// idempotent; the failure or success of the probe decides what next).
     fn allowance(&mut self, wanted: u32) -> u32 {
+        let in_flight = self
+            .active()
+            .filter(|t| t.last_status == TaskStatus::Pending && self.is_primary(t))
+            .count();
         match self.throttle.allowance(self.now) {
             Allowance::Unlimited => wanted,
-            Allowance::AtMost(n) => wanted.min(n),
+            Allowance::AtMost(n) => {
+                wanted.min(n.saturating_sub(u32::try_from(in_flight).unwrap_or(u32::MAX)))
+            }
             Allowance::WaitMs(ms) => {
                 if wanted > 0 {
                     self.requeue_in(ms);

@@ -2,15 +2,17 @@
 //!
 //! ECS documents ("service throttle logic") only that when a service's
 //! tasks repeatedly fail to start, the scheduler waits longer and longer
-//! between launch attempts, up to a cap, and that a task reaching RUNNING
-//! resets it. The exact schedule is not published, so this one is ours:
+//! between launch attempts, up to a cap. Neither the schedule nor what
+//! resets it is published (we remember the cap as about 15 minutes but
+//! could not confirm it), so these are ours:
 //!
 //! * fewer than [`FREE_FAILURES`] consecutive failures: no throttling;
 //! * from then on, after the last failure, wait
 //!   `BASE_DELAY_MS × 2^(failures − FREE_FAILURES)`, capped at
 //!   [`MAX_DELAY_MS`] (15 s, 30 s, 1 min, … 15 min), starting nothing;
-//! * once the wait is over, start at most one task per reconcile (a probe),
-//!   so a broken image costs one failure per delay, not a whole batch.
+//! * once the wait is over, one task at a time (a probe: nothing more
+//!   starts while it is PENDING), so a broken image costs one failure per
+//!   delay, not a whole batch.
 //!
 //! A task of the service seen RUNNING that started after the last failure
 //! resets the count.

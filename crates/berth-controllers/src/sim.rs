@@ -109,10 +109,16 @@ impl World {
             self.view.deployments.push(d);
         }
         for s in &plan.starts {
-            for _ in 0..s.count {
+            let hosts: Vec<String> = if s.instance_ids.is_empty() {
+                (0..s.count).map(|_| "i-1".to_string()).collect()
+            } else {
+                s.instance_ids.clone()
+            };
+            for host in hosts {
                 let mut t = pending(&format!("t{}", self.next_id), &s.deployment_id);
                 self.next_id += 1;
                 t.has_health_check = self.p.health_check;
+                t.instance_id = host;
                 self.view.tasks.push(t);
             }
         }
@@ -178,8 +184,11 @@ impl World {
         let total_after = self.view.tasks.iter().filter(active).count() as u32 + started(&plan);
         let ceiling = max_total(self.p.desired, self.p.max);
         let floor = min_healthy(self.p.desired, self.p.min);
+        let total_before = self.view.tasks.iter().filter(|t| t.is_active()).count() as u32;
+        // Above the bound only if it already was (a scale-in the minimum
+        // holds back), and then never growing.
         prop_assert!(
-            total_after <= ceiling,
+            total_after <= ceiling.max(total_before),
             "total {} > max {}: {:?}",
             total_after,
             ceiling,
@@ -206,6 +215,12 @@ impl World {
         }
         self.advance();
         Ok(plan)
+    }
+
+    /// Changes the desired count, as UpdateService does.
+    fn scale(&mut self, desired: u32) {
+        self.p.desired = desired;
+        self.view.spec.desired_count = desired;
     }
 
     fn deployment(&self, id: &str) -> &DeploymentView {
@@ -291,6 +306,77 @@ proptest! {
             prop_assert!(reconcile(&w.view, w.now).state.steady);
         } else {
             prop_assert_eq!(d2.status, DeploymentStatus::Primary);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn scaling_settles_on_the_new_count(
+        (desired, min, max) in settings(), to in 0u32..10, seed in any::<u64>(), health_check in any::<bool>(),
+    ) {
+        let p = Params {
+            desired, min, max, health_check, seed, fail_new: 0, kill: 0,
+            circuit_breaker: CircuitBreaker::default(),
+        };
+        let mut w = World::updated(p);
+        for _ in 0..40 {
+            w.step()?;
+        }
+        w.scale(to);
+        for _ in 0..40 {
+            w.step()?;
+        }
+        let plan = reconcile(&w.view, w.now);
+        prop_assert!(plan.is_quiet() && plan.state.steady, "{:?}", plan);
+        prop_assert_eq!(plan.state.running_count, to);
+    }
+
+    #[test]
+    fn a_daemon_follows_its_instances(
+        changes in proptest::collection::vec((0usize..6, 0u8..4), 0..30), min in 0u32..=100, seed in any::<u64>(),
+    ) {
+        let p = Params {
+            desired: 0, min, max: 100, health_check: false, seed, fail_new: 0, kill: 0,
+            circuit_breaker: CircuitBreaker::default(),
+        };
+        let mut w = World::updated(p);
+        w.view.tasks.clear();
+        w.view.spec.scheduling = SchedulingStrategy::Daemon;
+        w.view.instances = (0..6).map(|i| instance(&format!("i{i}"), InstanceStatus::Active, true, true)).collect();
+        let mut changes = changes.into_iter();
+        for step in 0..80 {
+            // Instances drain, disconnect and stop matching during the
+            // first steps, then the cluster holds still so the daemon settles.
+            if step % 2 == 0 && let Some((i, what)) = changes.next() {
+                let inst = &mut w.view.instances[i];
+                match what {
+                    0 => inst.status = if inst.status == InstanceStatus::Active { InstanceStatus::Draining } else { InstanceStatus::Active },
+                    1 => inst.connected = !inst.connected,
+                    2 => inst.matches = !inst.matches,
+                    _ => {}
+                }
+            }
+            let plan = reconcile(&w.view, w.now);
+            w.apply(&plan);
+            let again = reconcile(&w.view, w.now);
+            prop_assert!(again.is_quiet(), "not idempotent: {:?}\nthen {:?}", plan, again);
+            for inst in &w.view.instances {
+                let on = w.view.tasks.iter().filter(|t| t.is_active() && t.instance_id == inst.id).count();
+                prop_assert!(on <= 1, "{} tasks on {}", on, inst.id);
+                if inst.status == InstanceStatus::Draining || !inst.matches {
+                    prop_assert_eq!(on, 0, "a task left on {:?}", inst);
+                }
+            }
+            w.advance();
+        }
+        let plan = reconcile(&w.view, w.now);
+        prop_assert!(plan.is_quiet(), "{:?}", plan);
+        for inst in w.view.instances.iter().filter(|i| i.is_eligible()) {
+            let on = w.view.tasks.iter().filter(|t| t.is_healthy() && t.instance_id == inst.id).count();
+            prop_assert_eq!(on, 1, "{} has no daemon task", inst.id);
         }
     }
 }

@@ -30,11 +30,7 @@ impl Reporter {
     /// Queue `body` (a SubmitTaskStateChange request) for `task_arn`.
     pub fn submit(&self, task_arn: &str, body: Value) {
         let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        let queue = pending.entry(task_arn.to_string()).or_default();
-        match queue.back_mut() {
-            Some(last) if last.get("status") == body.get("status") => *last = body,
-            _ => queue.push_back(body),
-        }
+        enqueue(pending.entry(task_arn.to_string()).or_default(), body);
         drop(pending);
         self.wake.notify_one();
     }
@@ -88,10 +84,7 @@ impl Reporter {
                             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
                             let newer = pending.remove(&arn).unwrap_or_default();
                             for b in newer {
-                                match queue.back_mut() {
-                                    Some(last) if last.get("status") == b.get("status") => *last = b,
-                                    _ => queue.push_back(b),
-                                }
+                                enqueue(&mut queue, b);
                             }
                             pending.insert(arn.clone(), queue);
                             break;
@@ -107,6 +100,15 @@ impl Reporter {
                 backoff = Duration::from_millis(100);
             }
         }
+    }
+}
+
+/// Appends a report, replacing the last queued one when the task status is
+/// the same (only the latest state per status matters).
+fn enqueue(queue: &mut VecDeque<Value>, body: Value) {
+    match queue.back_mut() {
+        Some(last) if last.get("status") == body.get("status") => *last = body,
+        _ => queue.push_back(body),
     }
 }
 

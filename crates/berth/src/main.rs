@@ -200,7 +200,16 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
+/// What `berth server` and `berth up` both open before serving: the data
+/// dir, the account identity, the store and the bound listener.
+struct ServerParts {
+    identity: berth_server::AccountIdentity,
+    store: Arc<dyn berth_store::Store>,
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+}
+
+async fn open_server(args: &ServerArgs) -> anyhow::Result<ServerParts> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data dir {}", args.data_dir.display()))?;
     let mut overrides = berth_server::credentials::Overrides::from_env();
@@ -211,11 +220,15 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
     let store_path = args.data_dir.join("berth.redb");
     let store = berth_store::redb_backend::RedbStore::open(&store_path)
         .with_context(|| format!("opening the store {}", store_path.display()))?;
-    let store: Arc<dyn berth_store::Store> = Arc::new(store);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
+    Ok(ServerParts { identity, store: Arc::new(store), listener, addr })
+}
+
+async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
+    let ServerParts { identity, store, listener, addr } = open_server(&args).await?;
 
     let shutdown = shutdown_signal();
     announce(&identity, addr);
@@ -353,20 +366,7 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
 
 async fn run_up(args: UpArgs) -> anyhow::Result<()> {
     let data_dir = args.server.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).with_context(|| format!("creating the data dir {}", data_dir.display()))?;
-    let mut overrides = berth_server::credentials::Overrides::from_env();
-    if args.server.account_id.is_some() {
-        overrides.account_id = args.server.account_id.clone();
-    }
-    let identity = berth_server::credentials::load_or_create(&data_dir, &overrides)?;
-    let store_path = data_dir.join("berth.redb");
-    let store = berth_store::redb_backend::RedbStore::open(&store_path)
-        .with_context(|| format!("opening the store {}", store_path.display()))?;
-    let store: Arc<dyn berth_store::Store> = Arc::new(store);
-    let listener = tokio::net::TcpListener::bind(args.server.listen)
-        .await
-        .with_context(|| format!("binding {}", args.server.listen))?;
-    let addr = listener.local_addr().context("reading the bound address")?;
+    let ServerParts { identity, store, listener, addr } = open_server(&args.server).await?;
     let ecs = berth_ecs::Ecs::new(store.clone());
     let region = berth_arn::Region::try_from(args.host.region.clone()).map_err(|e| anyhow::anyhow!("--region: {e}"))?;
     let root = berth_ecs::RequestContext {

@@ -13,35 +13,20 @@
 //! runtask-latency --berth target/release/berth [--tasks 100]
 //! ```
 
-use berth_agent::control::{AgentCredentials, ControlPlane, HttpControlPlane};
+use berth_agent::control::{AgentCredentials, HttpControlPlane};
+use berth_bench::{Killed, call, rss_kib, spawn_server};
 use berth_testkit::{Registry, busybox_image};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BRIDGE: &str = "bbench0";
 const SUBNET: &str = "172.28.0.0/16";
 
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
-        .unwrap_or(0)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -57,10 +42,6 @@ fn summary(name: &str, mut v: Vec<f64>) -> (f64, f64) {
     let (p50, p99) = (percentile(&v, 0.50), percentile(&v, 0.99));
     println!("{name:<44} n={:<4} p50 {p50:>7.1} ms   p99 {p99:>7.1} ms   max {:>7.1} ms", v.len(), v.last().copied().unwrap_or(f64::NAN));
     (p50, p99)
-}
-
-async fn call(c: &HttpControlPlane, op: &str, body: Value) -> Value {
-    c.call(op, body).await.unwrap_or_else(|e| panic!("{op}: {e}"))
 }
 
 /// One RunTask, then DescribeTasks until RUNNING: (arn, server ms, client ms).
@@ -89,25 +70,9 @@ async fn main() {
     let dir = tempfile::Builder::new().prefix("berth-bench-").tempdir().unwrap();
     let (akid, secret) = ("AKIABENCHBENCHBENCH0", "benchbenchbenchbenchbenchbenchbenchbench");
 
-    let mut server = Command::new(&berth)
-        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("server"))
-        .env("BERTH_ROOT_ACCESS_KEY_ID", akid)
-        .env("BERTH_ROOT_SECRET_ACCESS_KEY", secret)
-        .env("BERTH_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("berth server");
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("server output").unwrap();
-        if let Some(a) = line.strip_prefix("ready ") {
-            break a.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let _server = Killed(server);
-    let endpoint = format!("http://{addr}");
+    let server = spawn_server(&berth, &dir.path().join("server"), akid, secret);
+    let _server = server.process;
+    let endpoint = server.endpoint;
     let root = HttpControlPlane::new(&endpoint, "us-east-1", AgentCredentials { access_key_id: akid.into(), secret_access_key: secret.into() }).unwrap();
     call(&root, "CreateCluster", json!({"clusterName": "bench"})).await;
 

@@ -10,25 +10,16 @@
 //! ```
 
 use berth_agent::control::{AgentCredentials, ControlPlane, HttpControlPlane};
+use berth_bench::{call, rss_kib, spawn_server};
 use berth_agent::host::HostResources;
 use berth_agent::sim::{SimHostSpec, sim_host};
-use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
+use serde_json::json;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const AKID: &str = "AKIASIMHOSTSSIMHOSTS";
 const SECRET: &str = "simhostssimhostssimhostssimhostssimhosts";
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
     let args: Vec<String> = std::env::args().collect();
@@ -48,10 +39,6 @@ fn raise_nofile() {
     }
 }
 
-async fn call(c: &HttpControlPlane, op: &str, body: Value) -> Value {
-    c.call(op, body).await.unwrap_or_else(|e| panic!("{op}: {e}"))
-}
-
 async fn cluster_counts(c: &HttpControlPlane) -> (u64, u64, u64) {
     let d = call(c, "DescribeClusters", json!({"clusters": ["sim"]})).await;
     let k = &d["clusters"][0];
@@ -68,26 +55,10 @@ async fn main() {
     raise_nofile();
     let dir = tempfile::Builder::new().prefix("berth-sim-").tempdir().unwrap();
 
-    let mut server = Command::new(&berth)
-        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path().join("server"))
-        .env("BERTH_ROOT_ACCESS_KEY_ID", AKID)
-        .env("BERTH_ROOT_SECRET_ACCESS_KEY", SECRET)
-        .env("BERTH_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("berth server");
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("server output").unwrap();
-        if let Some(a) = line.strip_prefix("ready ") {
-            break a.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let server_pid = server.id();
-    let _server = Killed(server);
-    let endpoint = format!("http://{addr}");
+    let server = spawn_server(&berth, &dir.path().join("server"), AKID, SECRET);
+    let server_pid = server.pid;
+    let _server = server.process;
+    let endpoint = server.endpoint;
     let creds = || AgentCredentials { access_key_id: AKID.into(), secret_access_key: SECRET.into() };
     let client = HttpControlPlane::new(&endpoint, "us-east-1", creds()).unwrap();
     call(&client, "CreateCluster", json!({"clusterName": "sim"})).await;
@@ -156,10 +127,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let all_running = t0.elapsed().as_secs_f64();
-    let rss = std::fs::read_to_string(format!("/proc/{server_pid}/status"))
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
-        .unwrap_or(0.0);
+    let rss = rss_kib(server_pid) as f64;
     println!("RunTask x{calls} (count 10, {concurrency} in flight): {placed} placed, {failed} failures, all answered in {placed_after:.2} s");
     println!("all {placed} RUNNING after {all_running:.2} s: {:.0} tasks/s end to end (target >= 2,000/s)", placed as f64 / all_running);
     println!("anchors: Nomad C1M 3,750 containers/s; kube-scheduler ~810 pods/s at 5,000 nodes");

@@ -1,0 +1,64 @@
+//! Pieces the benchmark binaries share: a `berth server` child process and
+//! a signed ECS call that panics on error (a benchmark has no use for a
+//! failed request).
+
+use berth_agent::control::{ControlPlane, HttpControlPlane};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A child process killed and reaped when dropped.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A running `berth server` on 127.0.0.1 (port 0) with the given root key.
+pub struct BenchServer {
+    pub process: Killed,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    pub pid: u32,
+}
+
+/// Starts `berth server` and waits for its `ready ADDR` line; its later
+/// output is drained so it never blocks on a full pipe.
+pub fn spawn_server(berth: &Path, data_dir: &Path, access_key_id: &str, secret: &str) -> BenchServer {
+    let mut server = Command::new(berth)
+        .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("BERTH_ROOT_ACCESS_KEY_ID", access_key_id)
+        .env("BERTH_ROOT_SECRET_ACCESS_KEY", secret)
+        .env("BERTH_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("berth server");
+    let mut lines = BufReader::new(server.stdout.take().expect("piped stdout")).lines();
+    let addr = loop {
+        let line = lines.next().expect("server output").expect("server output is text");
+        if let Some(a) = line.strip_prefix("ready ") {
+            break a.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let pid = server.id();
+    BenchServer { process: Killed(server), endpoint: format!("http://{addr}"), pid }
+}
+
+/// One ECS operation; panics with the operation's name on any error.
+pub async fn call(c: &HttpControlPlane, op: &str, body: Value) -> Value {
+    c.call(op, body).await.unwrap_or_else(|e| panic!("{op}: {e}"))
+}
+
+/// RSS of a process in KiB (0 if unreadable).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}

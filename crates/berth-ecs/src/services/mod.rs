@@ -221,6 +221,9 @@ pub async fn create(store: &dyn Store, ctx: &RequestContext, body: Map<String, V
             created_by: ctx.principal_arn.clone(),
             client_token: req.client_token.clone(),
             request_fingerprint: fingerprint.clone(),
+            throttle: model::ThrottleRecord::default(),
+            was_steady: false,
+            past_deployments: Vec::new(),
         };
         // The cluster record is rewritten unchanged so that its revision
         // moves: a DeleteCluster that counted services before this commit

@@ -176,6 +176,29 @@ pub struct ServiceRecord {
     pub client_token: Option<String>,
     #[serde(default)]
     pub request_fingerprint: String,
+    /// The service controller's start throttle (see berth-controllers'
+    /// `throttle`), carried from one reconcile to the next.
+    #[serde(default)]
+    pub throttle: ThrottleRecord,
+    /// Whether the last reconcile found the service steady, so the
+    /// steady-state event is written once per transition.
+    #[serde(default)]
+    pub was_steady: bool,
+    /// Deployments that became INACTIVE, newest first, at most
+    /// [`MAX_PAST_DEPLOYMENTS`]: DescribeServices no longer shows them,
+    /// ListServiceDeployments and DescribeServiceDeployments do.
+    #[serde(default)]
+    pub past_deployments: Vec<Deployment>,
+}
+
+/// How many finished deployments a service remembers.
+pub const MAX_PAST_DEPLOYMENTS: usize = 50;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThrottleRecord {
+    pub consecutive_failures: u32,
+    pub last_failure_at_ms: u64,
 }
 
 impl ServiceRecord {
@@ -289,6 +312,9 @@ mod tests {
             created_by: "arn".into(),
             client_token: None,
             request_fingerprint: String::new(),
+            throttle: ThrottleRecord::default(),
+            was_steady: false,
+            past_deployments: vec![],
         }
     }
 

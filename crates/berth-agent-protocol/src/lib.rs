@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 /// Longest time the server holds a poll with nothing new.
 pub const POLL_HOLD_SECS: u64 = 5;
 /// Silence after which an agent counts as disconnected.
-pub const DISCONNECT_AFTER_SECS: u64 = 12;
+pub const DISCONNECT_AFTER_SECS: u64 = 10;
 /// The path of the poll on the server's listener.
 pub const POLL_PATH: &str = "/agent/v1/poll";
 /// Where an agent bootstraps its own instance credentials: `POST` a

@@ -88,10 +88,10 @@ pub fn stop_instance_draining() -> String {
     "Container instance is draining".to_string()
 }
 
-/// `stoppedReason` of a task whose host is lost (Berth's wording; the
-/// host-loss piece may refine it).
+/// `stoppedReason` of a task whose host is lost (Berth's wording: ECS
+/// never replaces tasks of a silent host, so it has none).
 pub fn stop_host_lost() -> String {
-    "Host lost".to_string()
+    "Host lost: the agent of its container instance stopped responding".to_string()
 }
 
 fn task_list<S: AsRef<str>>(task_ids: &[S]) -> String {

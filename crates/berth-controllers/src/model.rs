@@ -122,9 +122,17 @@ pub struct TaskView {
     pub stop_code: Option<StopCode>,
     pub instance_id: String,
     pub agent_connected: bool,
-    /// The seam for host-loss detection (a later piece): a lost task does
-    /// not count anywhere and is stopped with "Host lost".
+    /// Its host's agent has been silent past the host-loss grace period
+    /// and has not yet confirmed the task stopped. A lost task is stopped
+    /// with "Host lost" and counts toward no deployment, but it may still
+    /// really run on the silent host, so it keeps counting against
+    /// maximumPercent until its agent confirms the stop (or the instance is
+    /// deregistered, when the caller clears the flag).
     pub lost: bool,
+    /// REPLICA: the task's instance is DRAINING, so the task is replaced
+    /// elsewhere (within minimumHealthyPercent and maximumPercent) and then
+    /// stopped, as ECS does for service tasks on a draining instance.
+    pub on_draining_instance: bool,
     /// Set by whoever applies a plan for the tasks in
     /// [`ServicePlan::recorded_failures`](crate::ServicePlan::recorded_failures),
     /// so a failure is added to its deployment's `failed_tasks` exactly once

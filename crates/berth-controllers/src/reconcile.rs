@@ -290,7 +290,7 @@ impl<'a> Run<'a> {
             .map_or(0, |d| d.created_at_ms);
         (
             t.is_healthy(),
-            self.is_primary(t),
+            self.is_primary(t) && !t.on_draining_instance,
             created,
             Reverse(t.started_at_ms),
         )
@@ -329,10 +329,12 @@ impl<'a> Run<'a> {
         let floor = min_healthy(d, spec.minimum_healthy_percent);
         let ceiling = max_total(d, spec.maximum_percent);
 
-        let mut primary_tasks: Vec<&'a TaskView> =
-            self.active().filter(|t| t.deployment_id == p.id).collect();
+        // Tasks on DRAINING instances are surplus like an old deployment's:
+        // replaced first (within the ceiling), then stopped within the floor.
+        let stays = |t: &&TaskView| t.deployment_id == p.id && !t.on_draining_instance;
+        let mut primary_tasks: Vec<&'a TaskView> = self.active().filter(stays).collect();
         let mut candidates: Vec<&'a TaskView> =
-            self.active().filter(|t| t.deployment_id != p.id).collect();
+            self.active().filter(|t| !stays(t)).collect();
         if primary_tasks.len() > d as usize {
             primary_tasks.sort_by_key(|t| self.scale_in_key(t));
             candidates.extend(primary_tasks.drain(..primary_tasks.len() - d as usize));
@@ -340,8 +342,11 @@ impl<'a> Run<'a> {
         candidates.sort_by_key(|t| self.scale_in_key(t));
         self.stop_within_minimum(candidates, floor);
 
-        let total = u32::try_from(self.active().count()).unwrap_or(u32::MAX);
-        let in_primary = u32::try_from(self.active().filter(|t| t.deployment_id == p.id).count())
+        // Lost tasks may still run on their silent host: they hold room
+        // under the ceiling until their agent confirms them stopped.
+        let lost = self.view.tasks.iter().filter(|t| t.lost).count();
+        let total = u32::try_from(self.active().count() + lost).unwrap_or(u32::MAX);
+        let in_primary = u32::try_from(self.active().filter(stays).count())
             .unwrap_or(u32::MAX);
         let wanted = d
             .saturating_sub(in_primary)

@@ -52,6 +52,7 @@ pub fn running(id: &str, deployment: &str) -> TaskView {
         instance_id: "i-1".to_string(),
         agent_connected: true,
         lost: false,
+        on_draining_instance: false,
         failure_recorded: false,
     }
 }
@@ -107,4 +108,8 @@ pub fn stopped_ids(plan: &ServicePlan) -> Vec<&str> {
     let mut ids: Vec<&str> = plan.stops.iter().map(|s| s.task_id.as_str()).collect();
     ids.sort_unstable();
     ids
+}
+
+pub fn completed(id: &str) -> DeploymentView {
+    dep(id, DeploymentStatus::Primary, RolloutState::Completed, 100)
 }

@@ -224,7 +224,7 @@ fn lost_tasks_do_not_count_are_stopped_and_replaced() {
         plan.stops,
         [StopTask {
             task_id: "t0".into(),
-            reason: "Host lost".into()
+            reason: events::stop_host_lost()
         }]
     );
     assert_eq!(started(&plan), 1);
@@ -511,4 +511,51 @@ fn daemon_duplicates_on_an_instance_are_stopped() {
     let plan = reconcile(&daemon(vec![primary(P)], instances, tasks), 0);
     assert_eq!(stopped_ids(&plan), ["t2"]);
     assert!(plan.starts.is_empty());
+}
+
+#[test]
+fn tasks_on_a_draining_instance_are_replaced_before_they_stop() {
+    let mut tasks = running_n(4, P, "t");
+    tasks[0].on_draining_instance = true;
+    tasks[1].on_draining_instance = true;
+    let mut v = view(spec(4, 75, 125), vec![completed(P)], tasks);
+    // Floor 3 lets one draining task stop at once; ceiling 5 then leaves
+    // room for both replacements.
+    let plan = reconcile(&v, 0);
+    assert_eq!(started(&plan), 2);
+    assert_eq!(plan.stops.len(), 1);
+    assert!(["t0", "t1"].contains(&plan.stops[0].task_id.as_str()));
+    // Once both replacements run, the second draining task stops too.
+    v.tasks.retain(|t| t.id != plan.stops[0].task_id);
+    v.tasks.push(running("n0", P));
+    v.tasks.push(running("n1", P));
+    let plan = reconcile(&v, 0);
+    assert_eq!(started(&plan), 0);
+    assert_eq!(plan.stops.len(), 1);
+    assert!(plan.stops[0].task_id == "t0" || plan.stops[0].task_id == "t1");
+}
+
+#[test]
+fn lost_tasks_hold_room_under_the_ceiling_until_confirmed() {
+    let mut tasks = running_n(4, P, "t");
+    for t in &mut tasks[..2] {
+        t.lost = true;
+    }
+    // 200%: ceiling 8, so both lost tasks are stopped and replaced at once.
+    let plan = reconcile(&view(spec(4, 100, 200), vec![completed(P)], tasks.clone()), 0);
+    assert_eq!(stopped_ids(&plan), ["t0", "t1"]);
+    assert_eq!(started(&plan), 2);
+    // 100%: the lost tasks may still run, so nothing may start yet.
+    let plan = reconcile(&view(spec(4, 0, 100), vec![completed(P)], tasks.clone()), 0);
+    assert_eq!(stopped_ids(&plan), ["t0", "t1"]);
+    assert_eq!(started(&plan), 0);
+    // Once their agent confirms (lost cleared, STOPPED), replacements start.
+    for t in &mut tasks[..2] {
+        t.lost = false;
+        t.last_status = TaskStatus::Stopped;
+        t.desired_status = DesiredStatus::Stopped;
+        t.stop_code = Some(StopCode::ServiceSchedulerInitiated);
+    }
+    let plan = reconcile(&view(spec(4, 0, 100), vec![completed(P)], tasks), 0);
+    assert_eq!(started(&plan), 2);
 }

@@ -80,6 +80,23 @@ impl Liveness {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).get(instance_arn).copied()
     }
 
+    /// How long the instance's agent has been silent at `now`, counting
+    /// from `since` at the earliest (a restarted server has heard from
+    /// nobody yet: silence starts when it started listening).
+    pub fn silent_for(&self, instance_arn: &str, now: SystemTime, since: SystemTime) -> Duration {
+        let last = self.last_seen(instance_arn).map_or(since, |t| t.max(since));
+        now.duration_since(last).unwrap_or(Duration::ZERO)
+    }
+
+    /// Every instance heard from, with when it was last heard from.
+    pub fn snapshot(&self) -> Vec<(String, SystemTime)> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
+    pub fn disconnect_after(&self) -> Duration {
+        self.disconnect_after
+    }
+
     pub fn connected(&self, instance_arn: &str, now: SystemTime) -> bool {
         match self.last_seen(instance_arn) {
             None => false,

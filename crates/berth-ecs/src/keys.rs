@@ -75,6 +75,14 @@ impl Keys {
     pub fn service(&self, cluster: &str, name: &str) -> String {
         format!("{}services/{cluster}/{name}", self.root)
     }
+    /// The service controller's index of a service's tasks: every task it
+    /// started that it has not yet seen STOPPED (and counted, if a failure).
+    pub fn service_tasks_of(&self, cluster: &str, service: &str) -> String {
+        format!("{}service-tasks/{cluster}/{service}/", self.root)
+    }
+    pub fn service_task(&self, cluster: &str, service: &str, task_id: &str) -> String {
+        format!("{}service-tasks/{cluster}/{service}/{task_id}", self.root)
+    }
     pub fn tasks_of(&self, cluster: &str) -> String {
         format!("{}tasks/{cluster}/", self.root)
     }

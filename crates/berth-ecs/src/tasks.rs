@@ -136,6 +136,13 @@ pub struct TaskRecord {
     pub generation: u64,
     #[serde(default)]
     pub enable_execute_command: bool,
+    /// Marked STOPPED by the service controller because its host's agent
+    /// went silent; cleared when the agent reports the task STOPPED. Until
+    /// then the task may still run there, so it keeps its place in the
+    /// instance's task index (and the agent, when it returns, is told to
+    /// stop it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_lost: bool,
 }
 
 impl TaskRecord {
@@ -328,16 +335,21 @@ struct RunInput {
     enable_execute_command: Option<bool>,
     client_token: Option<String>,
     container_instances: Option<Vec<String>>,
+    /// Set only by the service controller: a service keeps running (and
+    /// replacing) tasks of a task definition deregistered after it was
+    /// deployed, as ECS does.
+    #[serde(skip)]
+    allow_inactive_task_definition: bool,
 }
 
 /// Everything about the tasks to create that does not depend on where
 /// they go.
-struct Prepared {
+pub(crate) struct Prepared {
     cluster: String,
     td: TaskDefinitionRecord,
     overrides: Value,
     override_in: TaskOverride,
-    request: PlacementRequest,
+    pub(crate) request: PlacementRequest,
     port_owners: Vec<(String, u16)>,
     network_mode: String,
     subnets: Vec<String>,
@@ -358,6 +370,19 @@ fn container_defs(td: &TaskDefinitionRecord) -> Vec<&Map<String, Value>> {
 
 fn u32_field(c: &Map<String, Value>, key: &str) -> Option<u32> {
     c.get(key).and_then(Value::as_u64).map(|v| v.min(u64::from(u32::MAX)) as u32)
+}
+
+/// [`prepare`] for a request body shaped like RunTask's (the service
+/// controller runs a deployment's tasks as RunTask would).
+pub(crate) async fn prepare_run(
+    store: &dyn Store,
+    ctx: &RequestContext,
+    body: Map<String, Value>,
+    count: u32,
+) -> EcsResult<Prepared> {
+    let mut req: RunInput = input::parse(body)?;
+    req.allow_inactive_task_definition = true;
+    prepare(store, ctx, &req, count).await
 }
 
 async fn prepare(store: &dyn Store, ctx: &RequestContext, req: &RunInput, count: u32) -> EcsResult<Prepared> {
@@ -399,7 +424,7 @@ async fn prepare(store: &dyn Store, ctx: &RequestContext, req: &RunInput, count:
 
     let cluster = clusters::resolve_active(store, ctx, req.cluster.as_deref()).await?.record.name;
     let td = task_definitions::resolve(store, ctx, td_text).await?.record;
-    if td.status != TdStatus::Active {
+    if td.status != TdStatus::Active && !req.allow_inactive_task_definition {
         return Err(EcsError::client("TaskDefinition is inactive"));
     }
     let override_in: TaskOverride = match &req.overrides {
@@ -698,6 +723,7 @@ fn new_task(
         host_ports: assigned,
         generation: 1,
         enable_execute_command: p.enable_execute_command,
+        host_lost: false,
     }
 }
 
@@ -722,7 +748,7 @@ fn fingerprint(body: &Map<String, Value>) -> u64 {
     h.finish()
 }
 
-fn seed_for(ctx: &RequestContext, attempt: usize) -> u64 {
+pub(crate) fn seed_for(ctx: &RequestContext, attempt: usize) -> u64 {
     let mut h = DefaultHasher::new();
     ctx.now.hash(&mut h);
     attempt.hash(&mut h);
@@ -805,41 +831,110 @@ async fn place_and_write(
     // from the epoch compares, this only avoids burning retries.
     let _queued = repo::local_write_lock(&keys.instance_epochs_lock(cluster)).await;
     for attempt in 0..MAX_CONFLICT_RETRIES {
-        // Epochs first: a placement committed after this read changes an
-        // epoch we compare, so what we read below can never be staler
-        // than what we compare.
+        let world = PlacementWorld::load(store, keys, cluster).await?;
+        let connected = |arn: &str| liveness.connected(arn, ctx.now);
+        let mut placed = PlacedTasks::default();
+        let txn = world.place_into(ctx, keys, p, only, &connected, seed_for(ctx, attempt), Txn::new(), &mut placed)?;
+        if placed.tasks.is_empty() && placed.failures.iter().any(|f| f.reason == FailureReason::NoContainerInstances) {
+            return Err(EcsError::invalid(FailureReason::NoContainerInstances.as_str()));
+        }
+        let failures = placed.failures_json();
+        let mut txn = txn;
+        if let Some((k, fp)) = &token {
+            let rec = TokenRecord {
+                fingerprint: *fp,
+                created_at: berth_clock::epoch_seconds(ctx.now),
+                task_ids: placed.tasks.iter().map(|t| t.id.clone()).collect(),
+                failures: failures.clone(),
+            };
+            txn = txn.put(k.clone(), repo::encode(&rec)?);
+        }
+        if repo::commit(store, txn).await? {
+            let rendered: Vec<Value> =
+                placed.tasks.iter().map(|t| render(t, Some(&dedup_tags(&p.tags)))).collect();
+            return Ok(json!({"tasks": rendered, "failures": failures}));
+        }
+    }
+    Err(repo::too_much_contention())
+}
+
+/// What placement reads about a cluster: its instances with the tasks on
+/// them, and each instance's epoch revision (read first, so that a
+/// placement committed after these reads changes an epoch the writer
+/// compares: what was read can never be staler than what is compared).
+pub(crate) struct PlacementWorld {
+    pub epochs: HashMap<String, u64>,
+    pub states: Vec<container_instances::InstanceState>,
+}
+
+/// Tasks placed into a transaction, and why the rest did not fit.
+#[derive(Default)]
+pub(crate) struct PlacedTasks {
+    pub tasks: Vec<TaskRecord>,
+    pub failures: Vec<berth_placement::Failure>,
+    /// Instances whose record and epoch the transaction already compares.
+    compared: std::collections::HashSet<String>,
+}
+
+impl PlacedTasks {
+    fn failures_json(&self) -> Vec<Value> {
+        self.failures
+            .iter()
+            .map(|f| match &f.arn {
+                Some(a) => json!({"arn": a.as_str(), "reason": f.reason.as_str()}),
+                None => json!({"reason": f.reason.as_str()}),
+            })
+            .collect()
+    }
+}
+
+impl PlacementWorld {
+    pub async fn load(store: &dyn Store, keys: &Keys, cluster: &str) -> EcsResult<PlacementWorld> {
         let epochs: HashMap<String, u64> = berth_store::list_all(store, &keys.instance_epochs_of(cluster))
             .await?
             .into_iter()
             .map(|(k, v)| (k.rsplit('/').next().unwrap_or_default().to_string(), v.mod_revision))
             .collect();
-        let mut states = container_instances::load_states(store, keys, cluster).await?;
-        if let Some(ids) = only {
-            states.retain(|s| ids.contains(&s.record.id));
-        }
-        let views = states
+        let states = container_instances::load_states(store, keys, cluster).await?;
+        Ok(PlacementWorld { epochs, states })
+    }
+
+    /// Places `p.request` over this world (only on `only` instances when
+    /// given) and adds every placed task to `txn`: the task record, its
+    /// instance index entry and tags, with compares on each chosen
+    /// instance's record and epoch (and a bump of the epoch). Placed tasks
+    /// and failures are appended to `placed`; instances already compared
+    /// by an earlier call with the same `placed` are not compared twice.
+    #[allow(clippy::too_many_arguments)]
+    pub fn place_into(
+        &self,
+        ctx: &RequestContext,
+        keys: &Keys,
+        p: &Prepared,
+        only: Option<&[String]>,
+        connected: &dyn Fn(&str) -> bool,
+        seed: u64,
+        mut txn: Txn,
+        placed: &mut PlacedTasks,
+    ) -> EcsResult<Txn> {
+        let cluster = &p.cluster;
+        let chosen: Vec<&container_instances::InstanceState> = self
+            .states
             .iter()
-            .map(|s| s.view(liveness.connected(&s.record.container_instance_arn, ctx.now)))
+            .filter(|s| only.is_none_or(|ids| ids.contains(&s.record.id)))
             .collect();
+        let views = chosen.iter().map(|s| s.view(connected(&s.record.container_instance_arn))).collect();
         let snapshot = ClusterSnapshot::new(views);
-        let plan = berth_placement::place(&snapshot, &p.request, seed_for(ctx, attempt));
-        if plan.placements.is_empty()
-            && plan.failures.iter().any(|f| f.reason == FailureReason::NoContainerInstances)
-        {
-            return Err(EcsError::invalid(FailureReason::NoContainerInstances.as_str()));
-        }
+        let plan = berth_placement::place(&snapshot, &p.request, seed);
         let by_id: HashMap<&str, &container_instances::InstanceState> =
-            states.iter().map(|s| (s.record.id.as_str(), s)).collect();
-        let mut txn = Txn::new();
-        let mut compared = std::collections::HashSet::new();
-        let mut tasks = Vec::new();
+            chosen.iter().map(|s| (s.record.id.as_str(), *s)).collect();
         for pl in &plan.placements {
             let Some(state) = by_id.get(pl.instance_id.as_str()) else { continue };
             let iid = state.record.id.clone();
-            if compared.insert(iid.clone()) {
+            if placed.compared.insert(iid.clone()) {
                 txn = txn
                     .require(keys.container_instance(cluster, &iid), Some(state.mod_revision))
-                    .require(keys.instance_epoch(cluster, &iid), epochs.get(&iid).copied())
+                    .require(keys.instance_epoch(cluster, &iid), self.epochs.get(&iid).copied())
                     .put(keys.instance_epoch(cluster, &iid), b"{}".to_vec());
             }
             let task = new_task(ctx, p, state, &pl.host_ports);
@@ -851,32 +946,11 @@ async fn place_and_write(
             if !p.tags.is_empty() {
                 txn = tags::put_new(txn, keys, &task.task_arn, &p.tags)?;
             }
-            tasks.push(task);
+            placed.tasks.push(task);
         }
-        let failures: Vec<Value> = plan
-            .failures
-            .iter()
-            .map(|f| match &f.arn {
-                Some(a) => json!({"arn": a.as_str(), "reason": f.reason.as_str()}),
-                None => json!({"reason": f.reason.as_str()}),
-            })
-            .collect();
-        if let Some((k, fp)) = &token {
-            let rec = TokenRecord {
-                fingerprint: *fp,
-                created_at: berth_clock::epoch_seconds(ctx.now),
-                task_ids: tasks.iter().map(|t| t.id.clone()).collect(),
-                failures: failures.clone(),
-            };
-            txn = txn.put(k.clone(), repo::encode(&rec)?);
-        }
-        if repo::commit(store, txn).await? {
-            let rendered: Vec<Value> =
-                tasks.iter().map(|t| render(t, Some(&dedup_tags(&p.tags)))).collect();
-            return Ok(json!({"tasks": rendered, "failures": failures}));
-        }
+        placed.failures.extend(plan.failures);
+        Ok(txn)
     }
-    Err(repo::too_much_contention())
 }
 
 fn dedup_tags(t: &[Tag]) -> Vec<Tag> {
@@ -961,7 +1035,7 @@ pub async fn stop_in_txn(
         .put(keys.instance_epoch(cluster, &t.container_instance_id), b"{}".to_vec()))
 }
 
-fn mark_stopping(t: &mut TaskRecord, ctx: &RequestContext, reason: &str, code: &str) {
+pub(crate) fn mark_stopping(t: &mut TaskRecord, ctx: &RequestContext, reason: &str, code: &str) {
     t.desired_status = "STOPPED".into();
     t.stopped_reason = Some(reason.to_string());
     t.stop_code = Some(code.to_string());
@@ -1285,7 +1359,7 @@ async fn modify_task(
         let entry_key = keys.instance_task(&cluster, &t.container_instance_id, &t.id);
         let mut txn = Txn::new().require(key.clone(), Some(l.mod_revision)).put(key.clone(), repo::encode(&t)?);
         if t.last_status == "STOPPED" {
-            if before.last_status != "STOPPED" {
+            if before.last_status != "STOPPED" || (before.host_lost && !t.host_lost) {
                 txn = txn
                     .delete(entry_key)
                     .put(keys.instance_epoch(&cluster, &t.container_instance_id), b"{}".to_vec());
@@ -1330,6 +1404,11 @@ pub async fn submit_task_state_change(
             t.pull_stopped_at.get_or_insert(v);
         }
         let Some(status) = req.status.as_deref() else { return Ok(()) };
+        if status == "STOPPED" && t.host_lost {
+            // The agent of a lost host confirms the stop: the task no
+            // longer holds anything there.
+            t.host_lost = false;
+        }
         let (Some(new), Some(old)) = (rank(status), rank(&t.last_status)) else { return Ok(()) };
         if new <= old {
             // Never backwards; a repeat is harmless.

@@ -159,6 +159,23 @@ struct ServerArgs {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = berth_server::front_door::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+    /// Seconds an agent may stay silent before its host counts as lost:
+    /// its service tasks are then stopped and replaced on other hosts
+    /// (and stopped on the host if it comes back).
+    #[arg(long, default_value_t = berth_ecs::container_instances::DISCONNECT_AFTER_SECS)]
+    host_lost_after: u64,
+}
+
+/// The service controller over `ecs`'s store and agent liveness, running
+/// until the returned handle is dropped.
+fn start_service_controller(ecs: &berth_ecs::Ecs, args: &ServerArgs) -> berth_ecs::services::controller::ControllerHandle {
+    use berth_ecs::services::controller::{ControllerConfig, ServiceController};
+    let config = ControllerConfig {
+        host_lost_after: std::time::Duration::from_secs(args.host_lost_after),
+        ..ControllerConfig::default()
+    };
+    ServiceController::new(ecs.store().clone(), ecs.liveness().clone(), Arc::new(berth_clock::SystemClock), config)
+        .spawn()
 }
 
 /// Helper processes the agent starts. They are dispatched before anything
@@ -232,9 +249,11 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
 
     let shutdown = shutdown_signal();
     announce(&identity, addr);
+    let ecs = berth_ecs::Ecs::new(store);
+    let _controller = start_service_controller(&ecs, &args);
     let door = berth_server::FrontDoor::new(
         identity,
-        berth_ecs::Ecs::new(store),
+        ecs,
         Arc::new(berth_clock::SystemClock),
         args.max_body_bytes,
     );
@@ -368,6 +387,7 @@ async fn run_up(args: UpArgs) -> anyhow::Result<()> {
     let data_dir = args.server.data_dir.clone();
     let ServerParts { identity, store, listener, addr } = open_server(&args.server).await?;
     let ecs = berth_ecs::Ecs::new(store.clone());
+    let _controller = start_service_controller(&ecs, &args.server);
     let region = berth_arn::Region::try_from(args.host.region.clone()).map_err(|e| anyhow::anyhow!("--region: {e}"))?;
     let root = berth_ecs::RequestContext {
         account: identity.account_id.clone(),

@@ -12,10 +12,14 @@
 //! and an INACTIVE service's name can be used again (a new record replaces
 //! it).
 
+pub mod deployments_api;
+pub(crate) mod apply;
+pub mod controller;
 pub mod model;
 pub mod render;
 pub mod repo;
 pub mod validate;
+pub(crate) mod view;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,182 @@
+//! Building the reconciler's immutable view of one service from stored
+//! records (pure: the controller loads, this translates).
+
+use super::model::{Deployment, DeploymentStatus, SchedulingStrategy, ServiceRecord};
+use crate::tasks::{TaskRecord, task_health};
+use berth_controllers as rc;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// The controller's index entry for one task of a service
+/// (`Keys::service_task`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceTaskEntry {
+    pub deployment_id: String,
+}
+
+/// A task of the service as loaded for one reconcile.
+#[derive(Debug, Clone)]
+pub struct LoadedTask {
+    pub record: TaskRecord,
+    pub mod_revision: u64,
+    pub deployment_id: String,
+}
+
+/// What the controller knows about one container instance of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceFacts {
+    /// ACTIVE or DRAINING; deregistered instances are absent.
+    pub draining: bool,
+    /// The agent polled within the disconnect threshold.
+    pub connected: bool,
+    /// The agent has been silent past the host-loss grace period.
+    pub lost: bool,
+    /// DAEMON: the service's placement constraints hold on this instance.
+    pub matches: bool,
+}
+
+fn ms(seconds: f64) -> u64 {
+    if seconds <= 0.0 { 0 } else { (seconds * 1000.0).round() as u64 }
+}
+
+fn task_status(s: &str) -> rc::TaskStatus {
+    match s {
+        "RUNNING" => rc::TaskStatus::Running,
+        "DEACTIVATING" | "STOPPING" | "DEPROVISIONING" => rc::TaskStatus::Stopping,
+        "STOPPED" => rc::TaskStatus::Stopped,
+        _ => rc::TaskStatus::Pending,
+    }
+}
+
+fn stop_code(s: &str) -> Option<rc::StopCode> {
+    Some(match s {
+        "TaskFailedToStart" => rc::StopCode::TaskFailedToStart,
+        "EssentialContainerExited" => rc::StopCode::EssentialContainerExited,
+        "UserInitiated" => rc::StopCode::UserInitiated,
+        "ServiceSchedulerInitiated" => rc::StopCode::ServiceSchedulerInitiated,
+        "SpotInterruption" => rc::StopCode::SpotInterruption,
+        "TerminationNotice" => rc::StopCode::TerminationNotice,
+        _ => return None,
+    })
+}
+
+pub fn rollout_state(s: &str) -> rc::RolloutState {
+    match s {
+        "COMPLETED" => rc::RolloutState::Completed,
+        "FAILED" => rc::RolloutState::Failed,
+        _ => rc::RolloutState::InProgress,
+    }
+}
+
+pub fn rollout_state_name(s: rc::RolloutState) -> &'static str {
+    match s {
+        rc::RolloutState::InProgress => "IN_PROGRESS",
+        rc::RolloutState::Completed => "COMPLETED",
+        rc::RolloutState::Failed => "FAILED",
+    }
+}
+
+fn deployment_view(d: &Deployment) -> rc::DeploymentView {
+    rc::DeploymentView {
+        id: d.id.clone(),
+        task_definition: d.task_definition.clone(),
+        status: match d.status {
+            DeploymentStatus::Primary => rc::DeploymentStatus::Primary,
+            DeploymentStatus::Active => rc::DeploymentStatus::Active,
+            DeploymentStatus::Inactive => rc::DeploymentStatus::Inactive,
+        },
+        rollout_state: rollout_state(&d.rollout_state),
+        created_at_ms: ms(d.created_at),
+        failed_tasks: d.failed_tasks,
+        desired_count: d.desired_count,
+    }
+}
+
+/// A task as the reconciler sees it. A task is lost when the server marked
+/// it so and its instance is still registered (the agent may come back and
+/// must confirm), or when it is still meant to run on an instance whose
+/// agent is past the host-loss grace period.
+fn task_view(t: &LoadedTask, instances: &HashMap<String, InstanceFacts>) -> rc::TaskView {
+    let r = &t.record;
+    let facts = instances.get(&r.container_instance_id);
+    let last = task_status(&r.last_status);
+    let desired = if r.desired_status == "STOPPED" { rc::DesiredStatus::Stopped } else { rc::DesiredStatus::Running };
+    let lost = match facts {
+        None => false,
+        Some(f) => {
+            r.host_lost || (f.lost && desired == rc::DesiredStatus::Running && last != rc::TaskStatus::Stopped)
+        }
+    };
+    rc::TaskView {
+        id: r.id.clone(),
+        deployment_id: t.deployment_id.clone(),
+        last_status: last,
+        desired_status: desired,
+        health: match task_health(&r.containers) {
+            "HEALTHY" => rc::HealthStatus::Healthy,
+            "UNHEALTHY" => rc::HealthStatus::Unhealthy,
+            _ => rc::HealthStatus::Unknown,
+        },
+        has_health_check: r.containers.iter().any(|c| c.essential && c.has_health_check),
+        started_at_ms: r.started_at.map(ms),
+        stopped_at_ms: r.stopped_at.map(ms),
+        stop_code: r.stop_code.as_deref().and_then(stop_code),
+        instance_id: r.container_instance_id.clone(),
+        agent_connected: facts.is_some_and(|f| f.connected),
+        lost,
+        on_draining_instance: facts.is_some_and(|f| f.draining),
+        failure_recorded: false,
+    }
+}
+
+/// The reconciler's view of `record`. `instances` holds the cluster's
+/// registered (ACTIVE or DRAINING) instances by id.
+pub fn build(
+    record: &ServiceRecord,
+    tasks: &[LoadedTask],
+    instances: &HashMap<String, InstanceFacts>,
+) -> rc::ServiceView {
+    let c = &record.deployment_configuration;
+    let scheduling = match record.scheduling_strategy {
+        SchedulingStrategy::Replica => rc::SchedulingStrategy::Replica,
+        SchedulingStrategy::Daemon => rc::SchedulingStrategy::Daemon,
+    };
+    let mut instance_views: Vec<rc::InstanceView> = if scheduling == rc::SchedulingStrategy::Daemon {
+        instances
+            .iter()
+            .map(|(id, f)| rc::InstanceView {
+                id: id.clone(),
+                status: if f.draining { rc::InstanceStatus::Draining } else { rc::InstanceStatus::Active },
+                connected: f.connected,
+                matches: f.matches,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // Deterministic order: the reconciler starts on instances in this order.
+    instance_views.sort_by(|a, b| a.id.cmp(&b.id));
+    rc::ServiceView {
+        name: record.name.clone(),
+        spec: rc::ServiceSpec {
+            desired_count: record.desired_count,
+            scheduling,
+            minimum_healthy_percent: c.minimum_healthy_percent,
+            maximum_percent: c.maximum_percent,
+            circuit_breaker: rc::CircuitBreaker {
+                enable: c.deployment_circuit_breaker.enable,
+                rollback: c.deployment_circuit_breaker.rollback,
+            },
+            health_check_grace_period_ms: u64::from(record.health_check_grace_period_seconds.unwrap_or(0)) * 1000,
+        },
+        deployments: record.deployments.iter().map(deployment_view).collect(),
+        tasks: tasks.iter().map(|t| task_view(t, instances)).collect(),
+        instances: instance_views,
+        throttle: rc::Throttle {
+            consecutive_failures: record.throttle.consecutive_failures,
+            last_failure_at_ms: record.throttle.last_failure_at_ms,
+        },
+        was_steady: record.was_steady,
+    }
+}

@@ -154,6 +154,9 @@ pub struct Observed<'a> {
     pub world: &'a PlacementWorld,
     pub connected: &'a (dyn Fn(&str) -> bool + Sync),
     pub seed: u64,
+    /// Tasks asked to stop on instances that were deregistered since: no
+    /// agent will ever report them, so they are let go of as if STOPPED.
+    pub orphaned: &'a std::collections::HashSet<String>,
 }
 
 /// Applies `plan` to what was observed, in one transaction.
@@ -206,8 +209,11 @@ pub async fn apply(
         .filter(|t| t.record.host_lost)
         .map(|t| t.record.id.as_str())
         .collect();
+    let gone = |t: &LoadedTask| {
+        (t.record.last_status == "STOPPED" && !lost.contains(t.record.id.as_str())) || seen.orphaned.contains(&t.record.id)
+    };
     for t in seen.tasks {
-        if t.record.last_status == "STOPPED" && !lost.contains(t.record.id.as_str()) {
+        if gone(t) {
             txn = txn.delete(keys.service_task(cluster, name, &t.record.id));
         }
     }
@@ -247,6 +253,12 @@ pub async fn apply(
                 let entry = ServiceTaskEntry { deployment_id: start.deployment_id.clone() };
                 txn = txn.put(keys.service_task(cluster, name, &t.id), repo::encode(&entry)?);
             }
+            // Counts describe lastStatus: the new tasks are PENDING now.
+            let n = u32::try_from(placed.tasks.len() - before).unwrap_or(u32::MAX);
+            r.pending_count = r.pending_count.saturating_add(n);
+            if let Some(d) = r.deployments.iter_mut().find(|d| d.id == start.deployment_id) {
+                d.pending_count = d.pending_count.saturating_add(n);
+            }
         }
         let ids: Vec<String> = placed.tasks.iter().map(|t| t.id.clone()).collect();
         applied.unplaced = asked.saturating_sub(u32::try_from(ids.len()).unwrap_or(u32::MAX));
@@ -262,7 +274,7 @@ pub async fn apply(
     // A deleted service is INACTIVE once nothing of it is left running.
     if r.status == ServiceStatus::Draining
         && plan.starts.is_empty()
-        && seen.tasks.iter().all(|t| t.record.last_status == "STOPPED" && !t.record.host_lost)
+        && seen.tasks.iter().all(gone)
     {
         r.status = ServiceStatus::Inactive;
         r.running_count = 0;

@@ -503,7 +503,13 @@ impl Inner {
             let now_ms = ctx.now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
             let plan = berth_controllers::reconcile(&view, now_ms);
             let connected = |arn: &str| self.liveness.connected(arn, ctx.now);
+            let orphaned: HashSet<String> = tasks
+                .iter()
+                .filter(|t| t.record.desired_status == "STOPPED" && !facts.contains_key(&t.record.container_instance_id))
+                .map(|t| t.record.id.clone())
+                .collect();
             let seen = Observed {
+                orphaned: &orphaned,
                 service: &service,
                 tasks: &tasks,
                 world: &world,

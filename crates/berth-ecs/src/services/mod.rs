@@ -23,6 +23,8 @@ pub(crate) mod view;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod controller_tests;
 
 use crate::clusters;
 use crate::context::RequestContext;

@@ -2,6 +2,10 @@
 //! in one place. Strings marked *unconfirmed* are our best rendering where
 //! we could not confirm ECS's exact text.
 
+/// How many task ids one "has started" / "has stopped" event lists; a
+/// larger batch is reported in several events, as ECS does.
+pub const TASKS_PER_EVENT: usize = 10;
+
 /// "(service NAME) has reached a steady state."
 pub fn steady_state(service: &str) -> String {
     format!("(service {service}) has reached a steady state.")

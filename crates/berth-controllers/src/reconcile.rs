@@ -531,8 +531,11 @@ impl<'a> Run<'a> {
                 .iter()
                 .take_while(|e| e.contains("deployment failed"))
                 .count();
-            self.events
-                .insert(at, events::stopped_tasks(&view.name, &ids));
+            // ECS reports large batches ten tasks per event.
+            for (i, chunk) in ids.chunks(events::TASKS_PER_EVENT).enumerate() {
+                self.events
+                    .insert(at + i, events::stopped_tasks(&view.name, chunk));
+            }
         }
         if steady && !view.was_steady {
             self.events.push(events::steady_state(&view.name));

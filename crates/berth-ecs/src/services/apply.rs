@@ -265,8 +265,8 @@ pub async fn apply(
         if applied.unplaced > 0 {
             events.push(events::unable_to_place(name));
         }
-        if !ids.is_empty() {
-            events.push(events::started_tasks(name, &ids));
+        for chunk in ids.chunks(events::TASKS_PER_EVENT) {
+            events.push(events::started_tasks(name, chunk));
         }
         applied.started = ids;
     }

@@ -39,6 +39,10 @@ pub enum EcsError {
     UpdateInProgress(String),
     #[error("{0}")]
     UnsupportedFeature(String),
+    #[error("{0}")]
+    ServiceDeploymentNotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     /// An operation of the ECS model that this version of Berth does not
     /// serve yet.
     #[error("{0}")]
@@ -94,6 +98,8 @@ impl berth_wire::ServiceError for EcsError {
             EcsError::TargetNotFound(_) => "TargetNotFoundException",
             EcsError::UpdateInProgress(_) => "UpdateInProgressException",
             EcsError::UnsupportedFeature(_) => "UnsupportedFeatureException",
+            EcsError::ServiceDeploymentNotFound(_) => "ServiceDeploymentNotFoundException",
+            EcsError::Conflict(_) => "ConflictException",
             EcsError::NotYetServed(_) => "UnsupportedFeatureException",
             EcsError::UnknownOperation(_) => "UnknownOperationException",
             EcsError::Server(_) => "ServerException",

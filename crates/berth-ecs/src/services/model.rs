@@ -116,6 +116,48 @@ pub struct Deployment {
     /// IN_PROGRESS, COMPLETED or FAILED.
     pub rollout_state: String,
     pub rollout_state_reason: String,
+    /// Set by StopServiceDeployment (see `deployments_api`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<DeploymentStop>,
+    /// The service's configuration when this deployment started: its
+    /// service revision. Absent on records written before it existed and
+    /// on a service's first deployment (then the service's current
+    /// configuration stands in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<RevisionSnapshot>,
+    /// Ids of the deployments (PRIMARY and ACTIVE) this one replaced when it
+    /// started: its `sourceServiceRevisions`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_deployments: Vec<String>,
+}
+
+/// A user's StopServiceDeployment of one deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentStop {
+    /// ABORT or ROLLBACK.
+    pub stop_type: String,
+    /// Epoch seconds.
+    pub requested_at: f64,
+    /// For ROLLBACK: the PRIMARY deployment the rollback started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_deployment_id: Option<String>,
+}
+
+/// The parts of a service revision that live on the service record rather
+/// than on the deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionSnapshot {
+    #[serde(default)]
+    pub placement_constraints: Vec<PlacementConstraint>,
+    #[serde(default)]
+    pub placement_strategy: Vec<PlacementStrategy>,
+    #[serde(default)]
+    pub load_balancers: Vec<Value>,
+    #[serde(default)]
+    pub service_registries: Vec<Value>,
+    pub deployment_configuration: DeploymentConfiguration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,7 +267,18 @@ impl ServiceRecord {
     /// Make `deployment` the PRIMARY one: the previous PRIMARY becomes
     /// ACTIVE (its tasks are replaced by the controller), and the record's
     /// task definition follows the new PRIMARY.
-    pub fn start_deployment(&mut self, deployment: Deployment) {
+    pub fn start_deployment(&mut self, mut deployment: Deployment) {
+        if deployment.source_deployments.is_empty() {
+            deployment.source_deployments = self
+                .deployments
+                .iter()
+                .filter(|d| d.status != DeploymentStatus::Inactive)
+                .map(|d| d.id.clone())
+                .collect();
+        }
+        if deployment.revision.is_none() {
+            deployment.revision = Some(self.revision_snapshot());
+        }
         for d in &mut self.deployments {
             if d.status == DeploymentStatus::Primary {
                 d.status = DeploymentStatus::Active;
@@ -234,6 +287,19 @@ impl ServiceRecord {
         }
         self.task_definition = deployment.task_definition.clone();
         self.deployments.insert(0, deployment);
+    }
+}
+
+impl ServiceRecord {
+    /// The service's current configuration, as a new deployment's revision.
+    pub fn revision_snapshot(&self) -> RevisionSnapshot {
+        RevisionSnapshot {
+            placement_constraints: self.placement_constraints.clone(),
+            placement_strategy: self.placement_strategy.clone(),
+            load_balancers: self.load_balancers.clone(),
+            service_registries: self.service_registries.clone(),
+            deployment_configuration: self.deployment_configuration.clone(),
+        }
     }
 }
 
@@ -262,6 +328,9 @@ pub fn new_deployment(
         capacity_provider_strategy,
         network_configuration,
         rollout_state: "IN_PROGRESS".into(),
+        stop: None,
+        revision: None,
+        source_deployments: Vec::new(),
     }
 }
 

@@ -133,6 +133,10 @@ impl Ecs {
             "DescribeServices" => services::describe(s, ctx, body).await,
             "ListServices" => services::list(s, ctx, body).await,
             "ListServicesByNamespace" => services::list_by_namespace(s, ctx, body).await,
+            "ListServiceDeployments" => services::deployments_api::list(s, ctx, body).await,
+            "DescribeServiceDeployments" => services::deployments_api::describe_deployments(s, ctx, body).await,
+            "DescribeServiceRevisions" => services::deployments_api::describe_revisions(s, ctx, body).await,
+            "StopServiceDeployment" => services::deployments_api::stop(s, ctx, body).await,
 
             "CreateCapacityProvider" => capacity_providers::create(s, ctx, body).await,
             "DescribeCapacityProviders" => capacity_providers::describe(s, ctx, body).await,

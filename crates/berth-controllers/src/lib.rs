@@ -26,8 +26,10 @@
 //! they are replaced. It is *healthy* when RUNNING and (no health check or
 //! HEALTHY); an UNKNOWN health status is not healthy yet.
 //!
-//! 1. **Lost tasks** (the seam for host-loss detection) are stopped with
-//!    "Host lost" and counted nowhere.
+//! 1. **Lost tasks** (their host's agent is silent past the grace period)
+//!    are stopped with "Host lost" and count toward no deployment, but
+//!    keep holding room under maximumPercent until their agent confirms
+//!    the stop (rule 5).
 //! 2. **Failures** (STOPPED with TaskFailedToStart or
 //!    EssentialContainerExited, or stopped by the scheduler while
 //!    UNHEALTHY) are added once to their deployment's `failedTasks` and to
@@ -54,8 +56,12 @@
 //!    across Availability Zones first; Berth has none yet). A healthy task
 //!    is stopped only while the healthy count stays ≥ [`min_healthy`]
 //!    (`ceil(desired × min% / 100)`). Then the PRIMARY gets starts up to
-//!    its desired count without the total (desired RUNNING, all
-//!    deployments) exceeding [`max_total`] (`floor(desired × max% / 100)`).
+//!    its desired count without the total exceeding [`max_total`]
+//!    (`floor(desired × max% / 100)`). The total is what may really run:
+//!    every task not yet STOPPED, of any deployment, including tasks asked
+//!    to stop that are still stopping (ECS counts lastStatus RUNNING or
+//!    PENDING), and lost tasks. Tasks on DRAINING instances count as
+//!    surplus, like an old deployment's, and are replaced the same way.
 //!    As in ECS, settings where both bounds equal the desired count (e.g.
 //!    100/100) cannot make progress.
 //! 6. **DAEMON**: one task per eligible instance (ACTIVE, agent connected,

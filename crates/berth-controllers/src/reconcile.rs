@@ -342,10 +342,18 @@ impl<'a> Run<'a> {
         candidates.sort_by_key(|t| self.scale_in_key(t));
         self.stop_within_minimum(candidates, floor);
 
-        // Lost tasks may still run on their silent host: they hold room
-        // under the ceiling until their agent confirms them stopped.
-        let lost = self.view.tasks.iter().filter(|t| t.lost).count();
-        let total = u32::try_from(self.active().count() + lost).unwrap_or(u32::MAX);
+        // The ceiling counts what may really run: every task not yet
+        // STOPPED (including those asked to stop, by this plan or earlier,
+        // that are still stopping) and lost tasks, which may still run on
+        // their silent host until its agent confirms them stopped.
+        let total = u32::try_from(
+            self.view
+                .tasks
+                .iter()
+                .filter(|t| t.lost || t.last_status != TaskStatus::Stopped)
+                .count(),
+        )
+        .unwrap_or(u32::MAX);
         let in_primary = u32::try_from(self.active().filter(stays).count())
             .unwrap_or(u32::MAX);
         let wanted = d

@@ -72,11 +72,10 @@ impl World {
     fn apply(&mut self, plan: &ServicePlan) {
         let now = self.now;
         for stop in &plan.stops {
+            // Asked to stop; the agent stops it when the world next moves.
             if let Some(t) = self.view.tasks.iter_mut().find(|t| t.id == stop.task_id) {
                 t.desired_status = DesiredStatus::Stopped;
-                t.last_status = TaskStatus::Stopped;
                 t.stop_code = Some(StopCode::ServiceSchedulerInitiated);
-                t.stopped_at_ms = Some(now);
             }
         }
         for id in &plan.recorded_failures {
@@ -143,6 +142,10 @@ impl World {
             let kill = self.chance(self.p.kill);
             let t = &mut self.view.tasks[i];
             match (status, desired) {
+                (TaskStatus::Pending | TaskStatus::Running | TaskStatus::Stopping, DesiredStatus::Stopped) => {
+                    t.last_status = TaskStatus::Stopped;
+                    t.stopped_at_ms = Some(now);
+                }
                 (TaskStatus::Pending, DesiredStatus::Running) if fail => {
                     t.last_status = TaskStatus::Stopped;
                     t.desired_status = DesiredStatus::Stopped;
@@ -181,10 +184,13 @@ impl World {
             .filter(active)
             .filter(|t| t.is_healthy())
             .count() as u32;
-        let total_after = self.view.tasks.iter().filter(active).count() as u32 + started(&plan);
+        // What may really run: every task not yet STOPPED, including those
+        // asked to stop that are still stopping (ECS counts lastStatus).
+        let may_run = |t: &&TaskView| t.last_status != TaskStatus::Stopped;
+        let total_after = self.view.tasks.iter().filter(may_run).count() as u32 + started(&plan);
         let ceiling = max_total(self.p.desired, self.p.max);
         let floor = min_healthy(self.p.desired, self.p.min);
-        let total_before = self.view.tasks.iter().filter(|t| t.is_active()).count() as u32;
+        let total_before = self.view.tasks.iter().filter(may_run).count() as u32;
         // Above the bound only if it already was (a scale-in the minimum
         // holds back), and then never growing.
         prop_assert!(

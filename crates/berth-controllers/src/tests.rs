@@ -112,7 +112,23 @@ fn rolling_update_at_50_100_stops_down_to_the_minimum_and_fills_up_to_the_maximu
     );
     let plan = reconcile(&v, 0);
     assert_eq!(plan.stops.len(), 2, "healthy may drop to ceil(4 × 0.5) = 2");
-    assert_eq!(started(&plan), 2, "total may not exceed floor(4 × 1.0) = 4");
+    assert_eq!(
+        started(&plan),
+        0,
+        "the stopped tasks run until their agent stops them: the total (4) is at floor(4 × 1.0)"
+    );
+    // Once they are STOPPED, the room is free.
+    let mut v = v;
+    for t in &mut v.tasks {
+        if plan.stops.iter().any(|s| s.task_id == t.id) {
+            t.desired_status = DesiredStatus::Stopped;
+            t.last_status = TaskStatus::Stopped;
+            t.stop_code = Some(StopCode::ServiceSchedulerInitiated);
+        }
+    }
+    let plan = reconcile(&v, 0);
+    assert!(plan.stops.is_empty());
+    assert_eq!(started(&plan), 2);
 }
 
 #[test]
@@ -201,6 +217,15 @@ fn unhealthy_tasks_are_stopped_after_the_grace_period_and_replaced() {
     );
     assert_eq!(
         started(&plan),
+        0,
+        "at max 100 the replacement waits until the unhealthy task has stopped"
+    );
+    let mut v = v;
+    v.tasks[1].desired_status = DesiredStatus::Stopped;
+    v.tasks[1].last_status = TaskStatus::Stopped;
+    v.tasks[1].stop_code = Some(StopCode::ServiceSchedulerInitiated);
+    assert_eq!(
+        started(&reconcile(&v, 1_010)),
         1,
         "replaced even at min 100 / max 100: it was not healthy"
     );
@@ -519,20 +544,21 @@ fn tasks_on_a_draining_instance_are_replaced_before_they_stop() {
     tasks[0].on_draining_instance = true;
     tasks[1].on_draining_instance = true;
     let mut v = view(spec(4, 75, 125), vec![completed(P)], tasks);
-    // Floor 3 lets one draining task stop at once; ceiling 5 then leaves
-    // room for both replacements.
+    // Floor 3 lets one draining task stop at once; ceiling 5 leaves room
+    // for one replacement while it is still stopping.
     let plan = reconcile(&v, 0);
-    assert_eq!(started(&plan), 2);
+    assert_eq!(started(&plan), 1);
     assert_eq!(plan.stops.len(), 1);
-    assert!(["t0", "t1"].contains(&plan.stops[0].task_id.as_str()));
-    // Once both replacements run, the second draining task stops too.
-    v.tasks.retain(|t| t.id != plan.stops[0].task_id);
+    let first = plan.stops[0].task_id.clone();
+    assert!(first == "t0" || first == "t1");
+    // Once it stopped and the replacement runs, the other draining task is
+    // stopped and replaced the same way.
+    v.tasks.retain(|t| t.id != first);
     v.tasks.push(running("n0", P));
-    v.tasks.push(running("n1", P));
     let plan = reconcile(&v, 0);
-    assert_eq!(started(&plan), 0);
-    assert_eq!(plan.stops.len(), 1);
-    assert!(plan.stops[0].task_id == "t0" || plan.stops[0].task_id == "t1");
+    assert_eq!(started(&plan), 1);
+    let second = if first == "t0" { "t1" } else { "t0" };
+    assert_eq!(stopped_ids(&plan), [second]);
 }
 
 #[test]

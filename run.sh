@@ -7,11 +7,14 @@
 #      and pushes a small busybox web image built locally,
 #   3. starts `berth up` (server + agent, cluster "default") on
 #      127.0.0.1:4566 with its data in ./berth-data,
-#   4. with the aws CLI: registers examples/hello.json, runs 3 tasks, waits
-#      for them, and fetches a page from each task's host port with curl.
+#   4. with the aws CLI: registers examples/hello.json, creates the service
+#      "hello" with 3 tasks, waits until it is stable, and fetches a page
+#      from each task's host port with curl.
 #
-# Berth keeps serving in the foreground; Ctrl-C stops the tasks, Berth and
-# the registry. Needs root (containers, cgroups, network namespaces).
+# Berth keeps serving in the foreground and keeps the service at 3 tasks
+# (stop one and watch it come back); Ctrl-C deletes the service and stops
+# Berth and the registry. Needs root (containers, cgroups, network
+# namespaces).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -36,6 +39,10 @@ cleanup() {
     set +e
     trap - INT TERM
     if [ -n "${AWS_ACCESS_KEY_ID:-}" ]; then
+        if aws ecs delete-service --cluster default --service hello --force >/dev/null 2>&1; then
+            echo "deleting the service hello"
+            aws ecs wait services-inactive --cluster default --services hello
+        fi
         running=$(aws ecs list-tasks --cluster default --desired-status RUNNING --query 'taskArns[]' --output text 2>/dev/null)
         if [ -n "$running" ]; then
             echo "stopping tasks: $running"
@@ -82,8 +89,16 @@ done
 
 set -x
 aws ecs register-task-definition --cli-input-json file://examples/hello.json --query 'taskDefinition.taskDefinitionArn'
-tasks=$(aws ecs run-task --cluster default --task-definition hello --count 3 --query 'tasks[].taskArn' --output text)
-aws ecs wait tasks-running --cluster default --tasks $tasks
+if [ "$(aws ecs describe-services --cluster default --services hello --query 'services[0].status' --output text)" = ACTIVE ]; then
+    aws ecs update-service --cluster default --service hello --task-definition hello --desired-count 3 --query 'service.serviceArn'
+else
+    aws ecs create-service --cluster default --service-name hello --task-definition hello --desired-count 3 \
+        --deployment-configuration 'minimumHealthyPercent=50,maximumPercent=200,deploymentCircuitBreaker={enable=true,rollback=true}' \
+        --query 'service.serviceArn'
+fi
+aws ecs wait services-stable --cluster default --services hello
+aws ecs describe-services --cluster default --services hello --query 'services[0].events[0].message'
+tasks=$(aws ecs list-tasks --cluster default --service-name hello --query 'taskArns[]' --output text)
 aws ecs describe-tasks --cluster default --tasks $tasks \
     --query 'tasks[].{task:taskArn,status:lastStatus,hostPort:containers[0].networkBindings[0].hostPort}' --output table
 set +x
@@ -92,8 +107,10 @@ for port in $(aws ecs describe-tasks --cluster default --tasks $tasks --query 't
 done
 first=$(echo $tasks | cut -d' ' -f1)
 echo
-echo "Berth is running on http://$LISTEN with 3 tasks. In another shell:"
+echo "Berth is running on http://$LISTEN with the service hello (3 tasks). In another shell:"
 echo "  export AWS_ENDPOINT_URL=http://$LISTEN AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=<from $creds>"
 echo "  $BIN logs ${first##*/} --data-dir $DATA_DIR"
-echo "Ctrl-C stops the tasks and Berth."
+echo "  aws ecs stop-task --task ${first##*/}       # the service replaces it"
+echo "  aws ecs update-service --service hello --desired-count 5"
+echo "Ctrl-C deletes the service and stops Berth."
 while kill -0 "${pids[-1]}" 2>/dev/null; do sleep 1; done

@@ -146,12 +146,7 @@ fn configuration_of<'a>(r: &'a ServiceRecord, d: &'a Deployment) -> &'a Deployme
     d.revision.as_ref().map(|rev| &rev.deployment_configuration).unwrap_or(&r.deployment_configuration)
 }
 
-/// The circuit breaker's failure threshold, as berth-controllers'
-/// `reconcile::failure_threshold` computes it (this crate does not depend
-/// on that one): half the desired count rounded up, within 3..=200.
-fn failure_threshold(desired_count: u32) -> u32 {
-    desired_count.div_ceil(2).clamp(3, 200)
-}
+use berth_controllers::failure_threshold;
 
 /// A deployment's service-deployment view, derived from its record.
 #[derive(Debug, Clone, PartialEq)]

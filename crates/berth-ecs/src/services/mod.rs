@@ -192,7 +192,7 @@ pub async fn create(store: &dyn Store, ctx: &RequestContext, body: Map<String, V
                 ServiceStatus::Inactive => {}
             }
         }
-        let record = ServiceRecord {
+        let mut record = ServiceRecord {
             name: name.clone(),
             cluster: cluster_name.clone(),
             status: ServiceStatus::Active,
@@ -231,6 +231,12 @@ pub async fn create(store: &dyn Store, ctx: &RequestContext, body: Map<String, V
             was_steady: false,
             past_deployments: Vec::new(),
         };
+        // The first deployment's service revision is the configuration it
+        // was created with.
+        let snapshot = record.revision_snapshot();
+        if let Some(d) = record.deployments.first_mut() {
+            d.revision = Some(snapshot);
+        }
         // The cluster record is rewritten unchanged so that its revision
         // moves: a DeleteCluster that counted services before this commit
         // then conflicts instead of deleting a cluster with a new service.

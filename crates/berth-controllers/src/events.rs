@@ -39,6 +39,32 @@ pub fn unable_to_place(service: &str) -> String {
     )
 }
 
+/// Why the closest matching instance could not take the task, as ECS
+/// words it after [`unable_to_place`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shortfall {
+    Cpu,
+    Memory,
+    Ports,
+}
+
+/// "(service NAME) was unable to place a task because no container
+/// instance met all of its requirements. The closest matching
+/// (container-instance ID) has insufficient memory available. For more
+/// information, see the Troubleshooting section of the Amazon ECS
+/// Developer Guide."
+pub fn unable_to_place_closest(service: &str, instance_id: &str, shortfall: Shortfall) -> String {
+    let why = match shortfall {
+        Shortfall::Cpu => "has insufficient CPU units available",
+        Shortfall::Memory => "has insufficient memory available",
+        Shortfall::Ports => "is already using a port required by your task",
+    };
+    format!(
+        "{} The closest matching (container-instance {instance_id}) {why}. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide.",
+        unable_to_place(service)
+    )
+}
+
 /// The circuit breaker tripped.
 pub fn deployment_failed(service: &str, deployment_id: &str) -> String {
     format!(

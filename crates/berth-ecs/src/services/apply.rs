@@ -76,6 +76,26 @@ fn run_body(r: &ServiceRecord, start: &rc::StartTasks, service_tags: &[Tag]) -> 
     body
 }
 
+/// ECS's "unable to place" event, naming the closest matching instance
+/// when one fell short only on resources.
+fn unplaced_event(service: &str, failures: &[berth_placement::Failure]) -> String {
+    use berth_placement::FailureReason as R;
+    let closest = failures.iter().find_map(|f| {
+        let shortfall = match f.reason {
+            R::ResourceMemory => events::Shortfall::Memory,
+            R::ResourceCpu => events::Shortfall::Cpu,
+            R::ResourcePorts => events::Shortfall::Ports,
+            _ => return None,
+        };
+        let id = f.arn.as_ref()?.as_str().rsplit('/').next()?.to_string();
+        Some((id, shortfall))
+    });
+    match closest {
+        Some((id, shortfall)) => events::unable_to_place_closest(service, &id, shortfall),
+        None => events::unable_to_place(service),
+    }
+}
+
 /// The service record after the plan, without its task starts and stops.
 fn next_record(current: &ServiceRecord, plan: &ServicePlan, now: f64) -> ServiceRecord {
     let mut r = current.clone();
@@ -262,11 +282,11 @@ pub async fn apply(
         }
         let ids: Vec<String> = placed.tasks.iter().map(|t| t.id.clone()).collect();
         applied.unplaced = asked.saturating_sub(u32::try_from(ids.len()).unwrap_or(u32::MAX));
-        if applied.unplaced > 0 {
-            events.push(events::unable_to_place(name));
-        }
         for chunk in ids.chunks(events::TASKS_PER_EVENT) {
             events.push(events::started_tasks(name, chunk));
+        }
+        if applied.unplaced > 0 {
+            events.push(unplaced_event(name, &placed.failures));
         }
         applied.started = ids;
     }
@@ -283,7 +303,7 @@ pub async fn apply(
 
     for e in plan.events.iter().chain(events.iter()) {
         // The same complaint again and again says nothing new.
-        if r.events.first().is_some_and(|newest| &newest.message == e) && e.contains("unable to place") {
+        if r.events.first().is_some_and(|newest| &newest.message == e) && e.contains("was unable to place") {
             continue;
         }
         r.push_event(e.clone(), now);

@@ -61,6 +61,15 @@ impl Rig {
     async fn service(&self) -> Value {
         self.call("DescribeServices", json!({"cluster": "demo", "services": ["web"]})).await["services"][0].clone()
     }
+    /// What the agent of `instance` would be told on (re)connecting.
+    async fn poll(&self, instance: &str) -> berth_agent_protocol::PollResponse {
+        let req = berth_agent_protocol::PollRequest {
+            cluster: "demo".into(),
+            container_instance_arn: instance.to_string(),
+            known_version: None,
+        };
+        self.ecs.poll(&self.ctx(), req).await.unwrap()
+    }
     async fn pass(&self) {
         self.controller.reconcile_all().await.unwrap();
     }
@@ -148,30 +157,14 @@ async fn a_lost_host_has_its_tasks_stopped_replaced_and_fenced_when_it_returns()
     // a comes back: its desired state still lists the lost tasks, to stop.
     r.ecs.liveness().touch(&a, r.clock.now());
     let id_a = a.rsplit('/').next().unwrap();
-    let poll = r
-        .ecs
-        .poll(&r.ctx(), berth_agent_protocol::PollRequest {
-            cluster: "demo".into(),
-            container_instance_arn: a.clone(),
-            known_version: None,
-        })
-        .await
-        .unwrap();
+    let poll = r.poll(&a).await;
     let fenced: Vec<&berth_agent_protocol::DesiredTask> = poll.desired.tasks.iter().collect();
     assert_eq!(fenced.len(), on_a.len(), "instance {id_a} is told about its stale tasks");
     assert!(fenced.iter().all(|t| t.desired_status == "STOPPED"));
     for t in &on_a {
         r.report(t, "STOPPED").await;
     }
-    let poll = r
-        .ecs
-        .poll(&r.ctx(), berth_agent_protocol::PollRequest {
-            cluster: "demo".into(),
-            container_instance_arn: a.clone(),
-            known_version: None,
-        })
-        .await
-        .unwrap();
+    let poll = r.poll(&a).await;
     assert!(poll.desired.tasks.is_empty(), "confirmed stops free the host");
     r.agents_converge().await;
     r.pass().await;
@@ -225,4 +218,30 @@ async fn a_deleted_service_drains_then_becomes_inactive() {
     let s = r.service().await;
     assert_eq!(s["status"], "INACTIVE");
     assert_eq!(r.tasks("RUNNING").await.len(), 0);
+}
+
+#[tokio::test]
+async fn what_does_not_fit_is_reported_once_with_the_closest_instance() {
+    let r = rig_with_cluster().await;
+    let a = r.instance().await;
+    r.call("RegisterTaskDefinition", json!({"family": "big", "containerDefinitions": [
+        {"name": "big", "image": "busybox", "memory": 3000, "essential": true}]}))
+    .await;
+    r.call("CreateService", json!({"cluster": "demo", "serviceName": "web", "taskDefinition": "big",
+        "desiredCount": 3}))
+    .await;
+    r.pass().await;
+    r.pass().await;
+    assert_eq!(r.tasks("RUNNING").await.len(), 2, "8192 MiB hold two 3000 MiB tasks");
+    let s = r.service().await;
+    let id = a.rsplit('/').next().unwrap();
+    let events: Vec<&str> = s["events"].as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap()).collect();
+    let unplaced: Vec<&&str> = events.iter().filter(|e| e.contains("was unable to place")).collect();
+    assert_eq!(unplaced.len(), 1, "not repeated: {events:#?}");
+    assert_eq!(
+        *unplaced[0],
+        format!(
+            "(service web) was unable to place a task because no container instance met all of its requirements. The closest matching (container-instance {id}) has insufficient memory available. For more information, see the Troubleshooting section of the Amazon ECS Developer Guide."
+        )
+    );
 }

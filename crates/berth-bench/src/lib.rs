@@ -29,9 +29,15 @@ pub struct BenchServer {
 /// Starts `berth server` and waits for its `ready ADDR` line; its later
 /// output is drained so it never blocks on a full pipe.
 pub fn spawn_server(berth: &Path, data_dir: &Path, access_key_id: &str, secret: &str) -> BenchServer {
+    spawn_server_with(berth, data_dir, access_key_id, secret, &[])
+}
+
+/// [`spawn_server`] with more `berth server` flags.
+pub fn spawn_server_with(berth: &Path, data_dir: &Path, access_key_id: &str, secret: &str, extra: &[String]) -> BenchServer {
     let mut server = Command::new(berth)
         .args(["server", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
+        .args(extra)
         .env("BERTH_ROOT_ACCESS_KEY_ID", access_key_id)
         .env("BERTH_ROOT_SECRET_ACCESS_KEY", secret)
         .env("BERTH_LOG", "warn")

@@ -8,7 +8,8 @@
 //! Divan reports throughput in items/s; an item is one placement, so the
 //! `thrpt` column is placements/s (compare: Nomad C1M 3,750/s on 5 servers,
 //! kube-scheduler ≈ 810 pods/s at 5,000 nodes). The same measurement
-//! without a harness: `cargo run --release --example placement_throughput`.
+//! without a harness, in batches, over up to 100,000 tasks: the `placement`
+//! binary of berth-bench (`bench/services.sh`).
 
 use std::sync::LazyLock;
 

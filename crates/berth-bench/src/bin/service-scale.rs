@@ -1,0 +1,216 @@
+//! A service at scale on simulated hosts: a real `berth server` (release,
+//! its own process) and H simulated hosts in this process (the real agent
+//! engine over fake runtime/network/images, speaking the real agent
+//! protocol), as `sim-hosts` does, but the tasks come from the service
+//! controller rather than RunTask.
+//!
+//! 1. CreateService desiredCount=N; the clock stops when DescribeServices
+//!    says runningCount == N: tasks/s end to end.
+//! 2. Host loss: one host's agent stops (silent; its containers keep
+//!    running); the clock stops when the server no longer wants any task on
+//!    it and the service is back to N RUNNING.
+//!
+//! ```text
+//! service-scale --berth target/release/berth [--hosts 1000] [--tasks 5000] [--host-lost-after SECS]
+//! ```
+//!
+//! `--host-lost-after` is passed to `berth server` only when given (the
+//! server's default is 10 s).
+
+use berth_agent::control::{AgentCredentials, ControlPlane, HttpControlPlane};
+use berth_agent::host::HostResources;
+use berth_agent::sim::{SimHostSpec, sim_host};
+use berth_bench::{call, rss_kib, spawn_server_with};
+use berth_runtime::{ContainerRuntime, ContainerState, FakeRuntime};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const AKID: &str = "AKIASERVICESCALEXXXX";
+const SECRET: &str = "servicescaleservicescaleservicescalexxxx";
+
+fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn given(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+/// Thousands of long polls need thousands of descriptors, here and in the
+/// server (which inherits the limit).
+fn raise_nofile() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+async fn service(c: &HttpControlPlane) -> Value {
+    let d = call(c, "DescribeServices", json!({"cluster": "sim", "services": ["scale"]})).await;
+    d["services"][0].clone()
+}
+
+fn count(s: &Value, field: &str) -> u64 {
+    s[field].as_u64().unwrap_or(0)
+}
+
+async fn running_containers(rt: &FakeRuntime) -> usize {
+    let mut n = 0;
+    for id in rt.list().await.unwrap_or_default() {
+        if let Ok(ContainerState::Running { .. }) = rt.state(&id).await {
+            n += 1;
+        }
+    }
+    n
+}
+
+struct SimAgent {
+    runtime: Arc<FakeRuntime>,
+    state_dir: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    join: tokio::task::JoinHandle<()>,
+}
+
+#[tokio::main]
+async fn main() {
+    let berth = PathBuf::from(arg("--berth", "target/release/berth".to_string()));
+    let hosts: usize = arg("--hosts", 1000);
+    let tasks: u64 = arg("--tasks", 5000);
+    let mut extra = Vec::new();
+    if let Some(secs) = given("--host-lost-after") {
+        extra.push("--host-lost-after".to_string());
+        extra.push(secs);
+    }
+    raise_nofile();
+    let dir = tempfile::Builder::new().prefix("berth-service-scale-").tempdir().unwrap();
+
+    let server = spawn_server_with(&berth, &dir.path().join("server"), AKID, SECRET, &extra);
+    let server_pid = server.pid;
+    let _server = server.process;
+    let endpoint = server.endpoint;
+    let creds = || AgentCredentials { access_key_id: AKID.into(), secret_access_key: SECRET.into() };
+    let client = HttpControlPlane::new(&endpoint, "us-east-1", creds()).unwrap();
+    call(&client, "CreateCluster", json!({"clusterName": "sim"})).await;
+    call(&client, "RegisterTaskDefinition", json!({"family": "scale", "containerDefinitions": [
+        {"name": "app", "image": "sim/app:1", "command": ["serve"], "memory": 16, "cpu": 8, "essential": true}
+    ]}))
+    .await;
+
+    let started = Instant::now();
+    let mut agents = Vec::with_capacity(hosts);
+    for i in 0..hosts {
+        let control: Arc<dyn ControlPlane> = Arc::new(HttpControlPlane::new(&endpoint, "us-east-1", creds()).unwrap());
+        let state_dir = dir.path().join(format!("host-{i}"));
+        let spec = SimHostSpec {
+            cluster: "sim".into(),
+            region: "us-east-1".into(),
+            availability_zone: format!("us-east-1{}", ["a", "b", "c"][i % 3]),
+            instance_type: "sim.large".into(),
+            resources: HostResources { cpu_units: 2048, memory_mib: 4096 },
+            state_dir: state_dir.clone(),
+        };
+        let sim = sim_host(spec, control, Arc::new(berth_clock::SystemClock)).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let engine = sim.engine;
+        let join = tokio::spawn(async move {
+            let _ = engine.run(async { let _ = stopped.await; }).await;
+        });
+        agents.push(SimAgent { runtime: sim.runtime, state_dir, stop: Some(stop), join });
+    }
+    loop {
+        let d = call(&client, "DescribeClusters", json!({"clusters": ["sim"]})).await;
+        if d["clusters"][0]["registeredContainerInstancesCount"].as_u64().unwrap_or(0) as usize >= hosts {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("{hosts} simulated hosts registered in {:.1} s", started.elapsed().as_secs_f64());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // 1. A service of N tasks.
+    let t0 = Instant::now();
+    call(&client, "CreateService", json!({"cluster": "sim", "serviceName": "scale", "taskDefinition": "scale", "desiredCount": tasks})).await;
+    let mut last_print = Instant::now();
+    let all_running = loop {
+        let s = service(&client).await;
+        if count(&s, "runningCount") >= tasks {
+            break t0.elapsed().as_secs_f64();
+        }
+        if last_print.elapsed() > Duration::from_secs(5) {
+            println!("  t={:.1}s running {} pending {}", t0.elapsed().as_secs_f64(), count(&s, "runningCount"), count(&s, "pendingCount"));
+            last_print = Instant::now();
+        }
+        if t0.elapsed() > Duration::from_secs(900) {
+            println!("gave up: {} running, {} pending of {tasks}", count(&s, "runningCount"), count(&s, "pendingCount"));
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let rate = tasks as f64 / all_running;
+    let mut really = 0;
+    for a in &agents {
+        really += running_containers(&a.runtime).await;
+    }
+    println!("CreateService desiredCount={tasks} on {hosts} hosts: runningCount {tasks} after {all_running:.2} s: {rate:.0} tasks/s end to end");
+    println!("  vs anchors: Nomad C1M 3,750 containers/s ({:.2}x); kube-scheduler ~810 pods/s at 5,000 nodes ({:.2}x)", rate / 3750.0, rate / 810.0);
+    println!("  containers really running on the simulated hosts: {really}");
+    println!("  server RSS {:.0} MB", rss_kib(server_pid) as f64 / 1024.0);
+
+    // 2. Host loss: the agent of a host with tasks goes silent.
+    let mut victim = None;
+    for (i, a) in agents.iter().enumerate() {
+        let n = running_containers(&a.runtime).await;
+        if n > 0 {
+            victim = Some((i, n));
+            break;
+        }
+    }
+    let Some((v, lost)) = victim else {
+        println!("no host runs a task; skipping host loss");
+        return;
+    };
+    let identity: Value = serde_json::from_slice(&std::fs::read(agents[v].state_dir.join("instance.json")).unwrap()).unwrap();
+    let victim_arn = identity["containerInstanceArn"].as_str().unwrap().to_string();
+    let silent = Instant::now();
+    if let Some(stop) = agents[v].stop.take() {
+        let _ = stop.send(());
+    }
+    let mut marked = None;
+    let back = loop {
+        let l = call(&client, "ListTasks", json!({"cluster": "sim", "containerInstance": victim_arn, "desiredStatus": "RUNNING"})).await;
+        let still_wanted = l["taskArns"].as_array().map(Vec::len).unwrap_or(0);
+        if still_wanted == 0 && marked.is_none() {
+            marked = Some(silent.elapsed().as_secs_f64());
+        }
+        let s = service(&client).await;
+        if marked.is_some() && count(&s, "runningCount") == tasks && count(&s, "pendingCount") == 0 {
+            break Some(silent.elapsed().as_secs_f64());
+        }
+        if silent.elapsed() > Duration::from_secs(120) {
+            println!(
+                "host loss: gave up after 120 s: {still_wanted} tasks still desired RUNNING on the silent host, service running {} pending {}",
+                count(&s, "runningCount"),
+                count(&s, "pendingCount")
+            );
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let setting = given("--host-lost-after").unwrap_or_else(|| "10 (default)".into());
+    if let (Some(m), Some(b)) = (marked, back) {
+        println!(
+            "host loss: {lost} tasks on the silent host; marked lost after {m:.2} s, service back to {tasks} RUNNING after {b:.2} s (--host-lost-after {setting}; target <= 15 s)"
+        );
+    }
+    for a in agents {
+        a.join.abort();
+    }
+}

@@ -247,3 +247,142 @@ pub fn push_busybox(registry: &Registry, repo: &str) -> String {
         .reference
 }
 
+
+// ---------------------------------------------------------------------------
+// Hosts in network namespaces (as on separate machines), for tests that run
+// one `berth server` and several `berth agent`s. e2e_hosts.rs has its own
+// copies; these are for the other test binaries.
+
+fn ip_ok(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("ip");
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A network namespace joined to the host by a veth pair:
+/// host side `10.231.BLOCK.(4k+1)/30`, namespace side `.(4k+2)`.
+pub struct NsMachine {
+    pub ns: String,
+    pub veth_host: String,
+    pub host_ip: String,
+    pub ip: String,
+}
+
+impl NsMachine {
+    pub fn new(block: u8, k: u8) -> NsMachine {
+        let tag = random_string(6, b"abcdefghijklmnopqrstuvwxyz0123456789");
+        let ns = format!("bm-{tag}");
+        let veth_host = format!("vm{tag}h");
+        let veth_ns = format!("vm{tag}n");
+        let host_ip = format!("10.231.{block}.{}", 4 * k + 1);
+        let ns_ip = format!("10.231.{block}.{}", 4 * k + 2);
+        ip_ok(&["netns", "add", &ns]);
+        let m = NsMachine { ns: ns.clone(), veth_host: veth_host.clone(), host_ip: host_ip.clone(), ip: ns_ip.clone() };
+        ip_ok(&["link", "add", &veth_host, "type", "veth", "peer", "name", &veth_ns]);
+        ip_ok(&["link", "set", &veth_ns, "netns", &ns]);
+        ip_ok(&["addr", "add", &format!("{host_ip}/30"), "dev", &veth_host]);
+        ip_ok(&["link", "set", &veth_host, "up"]);
+        ip_ok(&["-n", &ns, "addr", "add", &format!("{ns_ip}/30"), "dev", &veth_ns]);
+        ip_ok(&["-n", &ns, "link", "set", &veth_ns, "up"]);
+        ip_ok(&["-n", &ns, "link", "set", "lo", "up"]);
+        ip_ok(&["-n", &ns, "route", "add", "default", "via", &host_ip]);
+        m
+    }
+}
+
+impl Drop for NsMachine {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["link", "del", &self.veth_host]).output();
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+    }
+}
+
+/// `berth agent` inside an [`NsMachine`]'s network namespace (`nsenter
+/// --net` only, so task namespaces and mounts stay visible to cleanup),
+/// air-gapped: the image archive is loaded into its cache first and it
+/// runs with `--pull-policy prefer-cached`. Killed and cleaned up on drop.
+pub struct NsAgent {
+    child: Option<std::process::Child>,
+    pub data: tempfile::TempDir,
+    pub bridge: String,
+    pub machine: NsMachine,
+    _subnet: SubnetClaim,
+}
+
+impl NsAgent {
+    pub fn start(server: &BerthServer, machine: NsMachine, az: &str, archive: &Path, image: &str) -> NsAgent {
+        let subnet = SubnetClaim::take();
+        let bridge = format!("bt{}", random_string(8, b"abcdefghijklmnopqrstuvwxyz0123456789"));
+        let data = tempfile::Builder::new().prefix("berth-e2e-agent-").tempdir().unwrap();
+        let load = Command::new(common::berth_bin())
+            .args(["image", "load"])
+            .arg(archive)
+            .args(["--reference", image, "--data-dir"])
+            .arg(data.path())
+            .output()
+            .unwrap();
+        assert!(load.status.success(), "berth image load: {}", String::from_utf8_lossy(&load.stderr));
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", machine.ns))
+            .arg(common::berth_bin())
+            .args(["agent", "--cluster", CLUSTER, "--server"])
+            .arg(format!("http://{}:{}", server.ip, server.port))
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["--bridge", &bridge, "--cgroup-prefix", &bridge, "--availability-zone", az, "--pull-policy", "prefer-cached"])
+            .arg("--bridge-subnet")
+            .arg(format!("172.30.{}.0/24", subnet.third_octet))
+            .env("AWS_ACCESS_KEY_ID", &server.creds.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &server.creds.secret_access_key)
+            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .env("BERTH_LOG", std::env::var("BERTH_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        let child = cmd.spawn().expect("spawning berth agent");
+        NsAgent { child: Some(child), data, bridge, machine, _subnet: subnet }
+    }
+}
+
+impl Drop for NsAgent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        clean_up_agent(self.data.path(), &self.bridge, Some(&self.machine.ns));
+    }
+}
+
+/// Every container instance of [`CLUSTER`], described.
+pub async fn list_instances(ecs: &aws_sdk_ecs::Client) -> Vec<aws_sdk_ecs::types::ContainerInstance> {
+    let arns = ecs.list_container_instances().cluster(CLUSTER).send().await.unwrap().container_instance_arns().to_vec();
+    if arns.is_empty() {
+        return Vec::new();
+    }
+    ecs.describe_container_instances()
+        .cluster(CLUSTER)
+        .set_container_instances(Some(arns))
+        .send()
+        .await
+        .unwrap()
+        .container_instances()
+        .to_vec()
+}
+
+/// The `ecs.availability-zone` attribute of a container instance.
+pub fn instance_az(ci: &aws_sdk_ecs::types::ContainerInstance) -> String {
+    ci.attributes().iter().find(|a| a.name() == "ecs.availability-zone").and_then(|a| a.value()).unwrap_or_default().to_string()
+}
+
+/// Waits until `n` container instances are registered; returns
+/// availability zone → container instance ARN.
+pub async fn wait_instances(ecs: &aws_sdk_ecs::Client, n: usize, within: Duration) -> std::collections::HashMap<String, String> {
+    let deadline = Instant::now() + within;
+    loop {
+        let all = list_instances(ecs).await;
+        if all.len() >= n && all.iter().all(|ci| ci.agent_connected()) {
+            return all.iter().map(|ci| (instance_az(ci), ci.container_instance_arn().unwrap().to_string())).collect();
+        }
+        assert!(Instant::now() < deadline, "{n} agents never registered and connected: {all:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

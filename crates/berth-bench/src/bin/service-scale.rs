@@ -11,7 +11,7 @@
 //!    it and the service is back to N RUNNING.
 //!
 //! ```text
-//! service-scale --berth target/release/berth [--hosts 1000] [--tasks 5000] [--host-lost-after SECS]
+//! service-scale --berth target/release/berth [--hosts 1000] [--tasks 5000] [--host-lost-after SECS] [--progress-every SECS]
 //! ```
 //!
 //! `--host-lost-after` is passed to `berth server` only when given (the
@@ -53,9 +53,18 @@ fn raise_nofile() {
     }
 }
 
+/// DescribeServices, retried: a server busy enough to time a call out is
+/// part of what is measured, not a reason to stop.
 async fn service(c: &HttpControlPlane) -> Value {
-    let d = call(c, "DescribeServices", json!({"cluster": "sim", "services": ["scale"]})).await;
-    d["services"][0].clone()
+    loop {
+        match c.call("DescribeServices", json!({"cluster": "sim", "services": ["scale"]})).await {
+            Ok(d) => return d["services"][0].clone(),
+            Err(e) => {
+                println!("  DescribeServices failed ({e}); retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
 }
 
 fn count(s: &Value, field: &str) -> u64 {
@@ -84,6 +93,7 @@ async fn main() {
     let berth = PathBuf::from(arg("--berth", "target/release/berth".to_string()));
     let hosts: usize = arg("--hosts", 1000);
     let tasks: u64 = arg("--tasks", 5000);
+    let progress_every: u64 = arg("--progress-every", 5);
     let mut extra = Vec::new();
     if let Some(secs) = given("--host-lost-after") {
         extra.push("--host-lost-after".to_string());
@@ -144,8 +154,20 @@ async fn main() {
         if count(&s, "runningCount") >= tasks {
             break t0.elapsed().as_secs_f64();
         }
-        if last_print.elapsed() > Duration::from_secs(5) {
-            println!("  t={:.1}s running {} pending {}", t0.elapsed().as_secs_f64(), count(&s, "runningCount"), count(&s, "pendingCount"));
+        if last_print.elapsed() > Duration::from_secs(progress_every) {
+            let mut really = 0;
+            for a in &agents {
+                really += running_containers(&a.runtime).await;
+            }
+            let cluster = call(&client, "DescribeClusters", json!({"clusters": ["sim"]})).await;
+            println!(
+                "  t={:.1}s service running {} pending {}; cluster runningTasksCount {}; containers really running {really} (server RSS {:.0} MB)",
+                t0.elapsed().as_secs_f64(),
+                count(&s, "runningCount"),
+                count(&s, "pendingCount"),
+                cluster["clusters"][0]["runningTasksCount"],
+                rss_kib(server_pid) as f64 / 1024.0
+            );
             last_print = Instant::now();
         }
         if t0.elapsed() > Duration::from_secs(900) {
@@ -185,7 +207,14 @@ async fn main() {
     }
     let mut marked = None;
     let back = loop {
-        let l = call(&client, "ListTasks", json!({"cluster": "sim", "containerInstance": victim_arn, "desiredStatus": "RUNNING"})).await;
+        let l = match client.call("ListTasks", json!({"cluster": "sim", "containerInstance": victim_arn, "desiredStatus": "RUNNING"})).await {
+            Ok(l) => l,
+            Err(e) => {
+                println!("  ListTasks failed ({e}); retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
         let still_wanted = l["taskArns"].as_array().map(Vec::len).unwrap_or(0);
         if still_wanted == 0 && marked.is_none() {
             marked = Some(silent.elapsed().as_secs_f64());

@@ -75,9 +75,14 @@
 //!    a time ([`throttle`] documents the schedule, which is ours).
 //! 8. **Retire and complete**: a non-PRIMARY deployment with nothing left
 //!    asked to run becomes INACTIVE; the PRIMARY becomes COMPLETED when it
-//!    alone runs the desired count, all healthy.
-//! 9. **Steady state**: the plan changes nothing, only the PRIMARY is left,
-//!    runningCount equals the desired count, all healthy, nothing pending.
+//!    alone runs the desired count, all healthy, and each task without a
+//!    health check has stayed RUNNING for [`STABLE_RUNNING_MS`] (a
+//!    container that crashes at once reaches RUNNING for a moment; this
+//!    keeps its deployment IN_PROGRESS, so the circuit breaker still sees
+//!    its failures).
+//! 9. **Steady state**: the plan changes nothing, the PRIMARY is COMPLETED
+//!    and alone, runningCount equals the desired count, all healthy,
+//!    nothing pending.
 //!    The steady-state event is emitted only when the previous plan was not
 //!    steady ([`ServiceView::was_steady`]), which keeps events bounded.
 //!
@@ -131,7 +136,7 @@ pub use model::{
 pub use plan::{
     DeploymentChange, DeploymentCounts, Rollback, ServicePlan, ServiceState, StartTasks, StopTask,
 };
-pub use reconcile::{failure_threshold, max_total, min_healthy, reconcile};
+pub use reconcile::{STABLE_RUNNING_MS, failure_threshold, max_total, min_healthy, reconcile};
 pub use throttle::Throttle;
 
 #[cfg(test)]

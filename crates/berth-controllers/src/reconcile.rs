@@ -39,6 +39,12 @@ pub fn min_healthy(desired_count: u32, minimum_healthy_percent: u32) -> u32 {
     u32::try_from(v).unwrap_or(u32::MAX)
 }
 
+/// How long a task without a health check must stay RUNNING before it
+/// completes a deployment or clears the start throttle: a container that
+/// crashes at once does reach RUNNING for a moment, and must not pass for
+/// a working revision (Berth's rule; ECS publishes none).
+pub const STABLE_RUNNING_MS: u64 = 3_000;
+
 /// Reconciles one service. See the crate documentation for the rules.
 pub fn reconcile(view: &ServiceView, now_ms: u64) -> ServicePlan {
     let mut run = Run::new(view, now_ms);
@@ -192,10 +198,11 @@ impl<'a> Run<'a> {
             }
         }
         let last = self.throttle.last_failure_at_ms;
+        let now = self.now;
         let recovered = self.view.tasks.iter().any(|t| {
             !t.lost
                 && t.last_status == TaskStatus::Running
-                && t.started_at_ms.is_some_and(|s| s > last)
+                && t.started_at_ms.is_some_and(|s| s > last && now >= s.saturating_add(STABLE_RUNNING_MS))
         });
         if self.throttle.consecutive_failures > 0 && recovered {
             self.throttle.consecutive_failures = 0;
@@ -478,6 +485,22 @@ impl<'a> Run<'a> {
         let mine: Vec<&TaskView> = self.active().filter(|t| t.deployment_id == p.id).collect();
         let all_healthy =
             mine.len() == self.desired as usize && mine.iter().all(|t| t.is_healthy());
+        // A health check that passes says the task works; without one, the
+        // task must have stayed RUNNING a while.
+        let now = self.now;
+        let unstable_until = mine
+            .iter()
+            .filter(|t| !t.has_health_check)
+            .filter_map(|t| t.started_at_ms.map(|s| s.saturating_add(STABLE_RUNNING_MS)))
+            .filter(|until| *until > now)
+            .max();
+        if let Some(until) = unstable_until
+            && others_gone
+            && all_healthy
+        {
+            self.requeue_in(until - now);
+            return;
+        }
         if others_gone && all_healthy && self.starts.is_empty() {
             self.change(&p.id).rollout =
                 Some((RolloutState::Completed, events::reason_completed(&p.id)));
@@ -515,6 +538,9 @@ impl<'a> Run<'a> {
             && self.changes.is_empty()
             && self.rollback.is_none();
         let steady = quiet
+            && self.primary.is_some_and(|p| {
+                p.rollout_state == RolloutState::Completed
+            })
             && self.primary.is_some_and(|p| {
                 let only_primary = view
                     .deployments

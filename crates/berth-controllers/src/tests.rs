@@ -27,7 +27,11 @@ fn a_new_service_starts_its_desired_count_in_the_primary() {
 #[test]
 fn a_complete_primary_completes_then_reports_steady_once() {
     let v = view(spec(2, 100, 200), vec![primary(P)], running_n(2, P, "t"));
-    let plan = reconcile(&v, 0);
+    // Not before the tasks have stayed RUNNING (they started at 10).
+    let early = reconcile(&v, 2_000);
+    assert!(early.is_quiet() && early.deployment_changes.is_empty() && !early.state.steady);
+    assert_eq!(early.requeue_after_ms, Some(1_010));
+    let plan = reconcile(&v, 3_010);
     assert!(plan.is_quiet());
     let change = plan.change_for(P).map(|c| c.rollout.clone());
     assert_eq!(
@@ -78,7 +82,7 @@ fn rolling_update_at_100_200_starts_all_new_tasks_before_stopping_old_ones() {
     tasks.extend(running_n(4, P, "n"));
     let plan = reconcile(
         &view(spec(4, 100, 200), vec![old(OLD), primary(P)], tasks),
-        0,
+        STABLE_RUNNING_MS + 10,
     );
     assert_eq!(stopped_ids(&plan), ["o0", "o1", "o2", "o3"]);
     assert!(
@@ -405,8 +409,33 @@ fn a_task_running_since_the_last_failure_resets_the_throttle() {
         last_failure_at_ms: 5,
     };
     let plan = reconcile(&v, 6);
+    assert_eq!(
+        plan.throttle.consecutive_failures, 5,
+        "a task that only just reached RUNNING may be crashing"
+    );
+    let plan = reconcile(&v, 10 + STABLE_RUNNING_MS);
     assert_eq!(plan.throttle.consecutive_failures, 0);
     assert_eq!(started(&plan), 2);
+}
+
+#[test]
+fn a_revision_that_crashes_after_reaching_running_never_completes() {
+    // Without a health check, a task that reached RUNNING a moment ago
+    // does not complete the deployment; when it exits, the failure counts
+    // toward the circuit breaker as the deployment is still in progress.
+    let mut s = spec(2, 100, 200);
+    s.circuit_breaker = CircuitBreaker { enable: true, rollback: true };
+    let mut tasks = running_n(2, P, "n");
+    for t in &mut tasks {
+        t.started_at_ms = Some(1_000);
+    }
+    let v = view(s, vec![old(OLD), primary(P)], tasks);
+    let plan = reconcile(&v, 1_500);
+    assert!(
+        plan.change_for(P).and_then(|c| c.rollout.clone()).is_none(),
+        "not COMPLETED yet: {plan:?}"
+    );
+    assert!(!plan.state.steady);
 }
 
 #[test]

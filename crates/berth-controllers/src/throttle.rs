@@ -14,8 +14,9 @@
 //!   starts while it is PENDING), so a broken image costs one failure per
 //!   delay, not a whole batch.
 //!
-//! A task of the service seen RUNNING that started after the last failure
-//! resets the count.
+//! A task of the service that started after the last failure and has
+//! stayed RUNNING for [`STABLE_RUNNING_MS`](crate::STABLE_RUNNING_MS)
+//! resets the count (one that only just reached RUNNING may be crashing).
 
 /// Consecutive failures tolerated before throttling.
 pub const FREE_FAILURES: u32 = 3;

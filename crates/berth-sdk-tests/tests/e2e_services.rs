@@ -936,13 +936,12 @@ async fn draining_an_instance_moves_replica_tasks_within_min_healthy() {
 /// The brief's plain case: a revision without health check whose essential
 /// container exits at once (`sh -c 'exit 1'`). Its tasks can be RUNNING for
 /// a moment, so the old ones may be stopped for them; the breaker must
-/// still fail the deployment and roll back. Ignored: it intermittently
-/// shows the controller marking the crashing deployment COMPLETED (both
-/// bad tasks seen RUNNING at once), after which the breaker no longer
-/// applies and the tasks crash-loop unthrottled (failedTasks past 1000 in
-/// four minutes). Run with `--run-ignored all` once fixed.
+/// still fail the deployment and roll back. (It once showed the controller
+/// marking the crashing deployment COMPLETED, both bad tasks seen RUNNING
+/// at once, after which the tasks crash-looped unthrottled; a deployment
+/// now completes only once tasks without a health check stayed RUNNING
+/// for `STABLE_RUNNING_MS`.)
 #[tokio::test]
-#[ignore = "controller: a crash-looping revision can reach COMPLETED and escape the circuit breaker"]
 async fn circuit_breaker_rolls_back_a_revision_without_health_check() {
     let h = one_host().await;
     let ecs = h.host.ecs();

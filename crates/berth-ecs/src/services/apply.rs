@@ -52,7 +52,17 @@ fn run_body(r: &ServiceRecord, start: &rc::StartTasks, service_tags: &[Tag]) -> 
     }
     if r.scheduling_strategy == SchedulingStrategy::Replica {
         body.insert("placementConstraints".into(), json!(r.placement_constraints));
-        body.insert("placementStrategy".into(), json!(r.placement_strategy));
+        // Without a strategy the service scheduler balances tasks across
+        // Availability Zones, then across instances, as ECS's does.
+        let strategy = if r.placement_strategy.is_empty() {
+            json!([
+                {"type": "spread", "field": "attribute:ecs.availability-zone"},
+                {"type": "spread", "field": "instanceId"}
+            ])
+        } else {
+            json!(r.placement_strategy)
+        };
+        body.insert("placementStrategy".into(), strategy);
     }
     if let Some(n) = network {
         body.insert("networkConfiguration".into(), n);
@@ -159,10 +169,14 @@ fn next_record(current: &ServiceRecord, plan: &ServicePlan, now: f64) -> Service
         r.past_deployments.insert(0, d);
     }
     r.past_deployments.truncate(MAX_PAST_DEPLOYMENTS);
-    r.throttle = ThrottleRecord {
-        consecutive_failures: plan.throttle.consecutive_failures,
-        last_failure_at_ms: plan.throttle.last_failure_at_ms,
-    };
+    // A rollback started a deployment, which cleared the throttle: the
+    // failures were the failed revision's.
+    if plan.rollback.is_none() {
+        r.throttle = ThrottleRecord {
+            consecutive_failures: plan.throttle.consecutive_failures,
+            last_failure_at_ms: plan.throttle.last_failure_at_ms,
+        };
+    }
     r.was_steady = plan.state.steady;
     r
 }
@@ -396,6 +410,24 @@ mod tests {
         let failed = next.deployments.iter().find(|d| d.id == failed_id).unwrap();
         assert_eq!((failed.status, failed.rollout_state.as_str()), (DeploymentStatus::Active, "FAILED"));
         assert_eq!(next.task_definition, "td:1");
+    }
+
+    #[test]
+    fn a_rollback_finds_the_last_completed_deployment_even_when_retired() {
+        let mut r = record();
+        r.deployments[0].rollout_state = "COMPLETED".into();
+        let old_id = r.deployments[0].id.clone();
+        r.start_deployment(new_deployment("td:2", 2, Some("EC2".into()), vec![], None, 2.0));
+        // The old deployment was drained and retired before the breaker tripped.
+        let next = next_record(&r, &plan_for(&r), 3.0);
+        assert_eq!(next.past_deployments[0].id, old_id);
+        let mut r = next;
+        r.deployments[0].failed_tasks = 3;
+        let plan = plan_for(&r);
+        let rb = plan.rollback.clone().expect("rolls back to the retired COMPLETED deployment");
+        assert_eq!((rb.to_deployment_id.as_str(), rb.task_definition.as_str()), (old_id.as_str(), "td:1"));
+        let after = next_record(&r, &plan, 4.0);
+        assert_eq!(after.primary().unwrap().task_definition, "td:1");
     }
 
     #[test]

@@ -110,6 +110,10 @@ async fn a_service_starts_its_tasks_and_reaches_a_steady_state() {
     assert_eq!((s["pendingCount"].as_u64(), s["runningCount"].as_u64()), (Some(2), Some(0)));
     r.agents_converge().await;
     r.pass().await;
+    // Tasks without a health check complete a deployment once they stayed
+    // RUNNING a while.
+    r.clock.advance(Duration::from_millis(berth_controllers::STABLE_RUNNING_MS));
+    r.pass().await;
     r.pass().await;
     let s = r.service().await;
     assert_eq!(s["runningCount"], 2);

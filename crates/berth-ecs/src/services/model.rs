@@ -268,6 +268,9 @@ impl ServiceRecord {
     /// ACTIVE (its tasks are replaced by the controller), and the record's
     /// task definition follows the new PRIMARY.
     pub fn start_deployment(&mut self, mut deployment: Deployment) {
+        // A new revision starts unthrottled: earlier failures were the old
+        // one's (this is what lets a circuit-breaker rollback start at once).
+        self.throttle = ThrottleRecord::default();
         if deployment.source_deployments.is_empty() {
             deployment.source_deployments = self
                 .deployments
@@ -411,6 +414,7 @@ mod tests {
     #[test]
     fn a_new_deployment_demotes_the_primary() {
         let mut r = record();
+        r.throttle = ThrottleRecord { consecutive_failures: 4, last_failure_at_ms: 9 };
         let old = r.deployments[0].id.clone();
         r.start_deployment(new_deployment("td:2", 1, Some("EC2".into()), vec![], None, 2.0));
         assert_eq!(r.deployments.len(), 2);
@@ -419,6 +423,7 @@ mod tests {
         assert_eq!(r.deployments[1].id, old);
         assert_eq!(r.deployments[1].status, DeploymentStatus::Active);
         assert_eq!(r.deployments.iter().filter(|d| d.status == DeploymentStatus::Primary).count(), 1);
+        assert_eq!(r.throttle, ThrottleRecord::default(), "a new revision starts unthrottled");
     }
 
     #[test]

@@ -130,6 +130,23 @@ fn task_view(t: &LoadedTask, instances: &HashMap<String, InstanceFacts>) -> rc::
     }
 }
 
+/// The service's deployments, plus the last one that COMPLETED if it was
+/// retired already: it is what the circuit breaker rolls back to (a
+/// revision whose tasks reach RUNNING before crashing can drain the old
+/// deployment before the breaker trips).
+fn deployments(record: &ServiceRecord) -> Vec<rc::DeploymentView> {
+    let mut out: Vec<rc::DeploymentView> = record.deployments.iter().map(deployment_view).collect();
+    let completed_here = record.deployments.iter().any(|d| d.rollout_state == "COMPLETED" && d.status != DeploymentStatus::Primary);
+    if !completed_here
+        && let Some(past) = record.past_deployments.iter().find(|d| d.rollout_state == "COMPLETED")
+    {
+        let mut v = deployment_view(past);
+        v.status = rc::DeploymentStatus::Inactive;
+        out.push(v);
+    }
+    out
+}
+
 /// The reconciler's view of `record`. `instances` holds the cluster's
 /// registered (ACTIVE or DRAINING) instances by id.
 pub fn build(
@@ -170,7 +187,7 @@ pub fn build(
             },
             health_check_grace_period_ms: u64::from(record.health_check_grace_period_seconds.unwrap_or(0)) * 1000,
         },
-        deployments: record.deployments.iter().map(deployment_view).collect(),
+        deployments: deployments(record),
         tasks: tasks.iter().map(|t| task_view(t, instances)).collect(),
         instances: instance_views,
         throttle: rc::Throttle {

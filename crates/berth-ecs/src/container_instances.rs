@@ -337,8 +337,22 @@ fn id_of_key(key: &str) -> &str {
 /// Every instance record of a cluster with its task entries and custom
 /// attributes: three prefix reads.
 pub async fn load_states(store: &dyn Store, keys: &Keys, cluster: &str) -> EcsResult<Vec<InstanceState>> {
+    load_states_with(store, keys, cluster, true).await
+}
+
+/// Every instance record of a cluster with its custom attributes but not
+/// its task entries (`tasks` is empty): for deciding, not for placing.
+pub async fn load_states_without_tasks(store: &dyn Store, keys: &Keys, cluster: &str) -> EcsResult<Vec<InstanceState>> {
+    load_states_with(store, keys, cluster, false).await
+}
+
+async fn load_states_with(store: &dyn Store, keys: &Keys, cluster: &str, with_tasks: bool) -> EcsResult<Vec<InstanceState>> {
     let records = berth_store::list_all(store, &keys.container_instances_of(cluster)).await?;
-    let entries = repo::load_all::<InstanceTaskEntry>(store, &keys.instance_tasks_of(cluster)).await?;
+    let entries = if with_tasks {
+        repo::load_all::<InstanceTaskEntry>(store, &keys.instance_tasks_of(cluster)).await?
+    } else {
+        Vec::new()
+    };
     let attrs_prefix = format!("{}{TARGET_TYPE}/", keys.attributes_of(cluster));
     let customs = repo::load_all::<Vec<StoredAttribute>>(store, &attrs_prefix).await?;
     let mut tasks_by: HashMap<String, Vec<InstanceTaskEntry>> = HashMap::new();

@@ -217,7 +217,7 @@ pub async fn apply(
     let lost_reason = events::stop_host_lost();
     for stop in &plan.stops {
         let Some(t) = by_id.get(stop.task_id.as_str()) else { continue };
-        let mut record = t.record.clone();
+        let mut record = (*t.record).clone();
         tasks::mark_stopping(&mut record, ctx, &stop.reason, "ServiceSchedulerInitiated");
         if stop.reason == lost_reason {
             record.last_status = "STOPPED".into();

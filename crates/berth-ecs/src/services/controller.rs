@@ -194,6 +194,82 @@ impl Known {
     }
 }
 
+/// Task records as the watch last delivered them, decoded once per change
+/// (a pass over a service of thousands of tasks would otherwise decode
+/// every one of them again). A pass reads through it only once it has
+/// applied every commit up to the service record's revision: the tasks a
+/// previous pass created are written with that record, so they are never
+/// missed; anything older or newer than that is fine for a level-triggered
+/// pass (stale task revisions make its compares fail, and the change that
+/// made them stale has queued another pass).
+#[derive(Default)]
+struct TaskCache {
+    tasks: Mutex<HashMap<String, (u64, Arc<TaskRecord>)>>,
+    /// The revision of the last commit applied; 0 while not following.
+    applied: std::sync::atomic::AtomicU64,
+    changed: tokio::sync::Notify,
+}
+
+impl TaskCache {
+    /// Caches a service's task as of `revision` (newer wins); other tasks
+    /// are not the controller's business. Returns the decoded record.
+    fn put(&self, key: &str, revision: u64, value: &[u8]) -> Option<Arc<TaskRecord>> {
+        let record = serde_json::from_slice::<TaskRecord>(value).ok()?;
+        if !record.group.starts_with("service:") {
+            return None;
+        }
+        let record = Arc::new(record);
+        self.insert(key, revision, record.clone());
+        Some(record)
+    }
+
+    fn insert(&self, key: &str, revision: u64, record: Arc<TaskRecord>) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        match tasks.get(key) {
+            Some((seen, _)) if *seen >= revision => {}
+            _ => {
+                tasks.insert(key.to_string(), (revision, record));
+            }
+        }
+    }
+
+    fn remove(&self, key: &str) {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+
+    fn clear(&self) {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    fn advance(&self, revision: u64) {
+        self.applied.fetch_max(revision, std::sync::atomic::Ordering::AcqRel);
+        self.changed.notify_waiters();
+    }
+
+    fn get(&self, key: &str) -> Option<(u64, Arc<TaskRecord>)> {
+        self.tasks.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()
+    }
+
+    /// Waits (briefly) until commits up to `revision` are applied; false
+    /// when the cache is not following the store or falls behind.
+    async fn caught_up(&self, revision: u64) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+        loop {
+            let changed = self.changed.notified();
+            let applied = self.applied.load(std::sync::atomic::Ordering::Acquire);
+            if applied == 0 {
+                return false;
+            }
+            if applied >= revision {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, changed).await.is_err() {
+                return false;
+            }
+        }
+    }
+}
+
 /// What one pass did, for callers that drive passes by hand.
 #[derive(Debug, Default)]
 pub struct PassOutcome {
@@ -212,6 +288,7 @@ struct Inner {
     started_at: SystemTime,
     queue: Queue,
     known: Mutex<Known>,
+    cache: TaskCache,
 }
 
 /// The service controller. [`ServiceController::spawn`] runs it;
@@ -262,6 +339,7 @@ impl ServiceController {
                 started_at,
                 queue: Queue { state: Mutex::new(QueueState::default()), tx },
                 known: Mutex::new(Known::default()),
+                cache: TaskCache::default(),
             }),
             rx,
         }
@@ -342,6 +420,7 @@ impl Inner {
             let next = rx.lock().await.recv().await;
             let Some(s) = next else { return };
             self.queue.start(&s);
+            let began = tokio::time::Instant::now();
             match self.pass(&s).await {
                 Ok(o) => {
                     if let Some(after) = o.requeue_after {
@@ -363,7 +442,20 @@ impl Inner {
                     });
                 }
             }
-            self.queue.done(&s);
+            // A service whose pass is costly (thousands of tasks) rests
+            // twice as long as its pass took before the next one, so the
+            // changes in between coalesce into one pass and the server keeps
+            // most of its time for requests; a small service rests ~0.
+            let rest = (began.elapsed() * 2).min(Duration::from_secs(1));
+            if rest < Duration::from_millis(5) {
+                self.queue.done(&s);
+            } else {
+                let inner = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(rest).await;
+                    inner.queue.done(&s);
+                });
+            }
         }
     }
 
@@ -376,6 +468,8 @@ impl Inner {
         }
         while let Some(ev) = watch.next().await {
             if ev.kind == WatchEventKind::Lagged {
+                // Missed changes: forget what may be stale.
+                self.cache.clear();
                 if let Ok(all) = self.scan().await {
                     for s in all {
                         self.push(s);
@@ -383,7 +477,13 @@ impl Inner {
                 }
                 continue;
             }
-            let Some(p) = key_parts(&ev.key) else { continue };
+            let Some(p) = key_parts(&ev.key) else {
+                self.cache.advance(ev.revision);
+                continue;
+            };
+            if p.kind != "tasks" {
+                self.cache.advance(ev.revision);
+            }
             match p.kind {
                 "services" if !p.rest.contains('/') => {
                     let s = ServiceRef {
@@ -396,19 +496,28 @@ impl Inner {
                     self.push(s);
                 }
                 "tasks" => {
-                    #[derive(serde::Deserialize)]
-                    struct Group {
-                        group: String,
-                    }
-                    let WatchEventKind::Put { value } = &ev.kind else { continue };
-                    let Ok(g) = serde_json::from_slice::<Group>(value) else { continue };
-                    if let Some(name) = g.group.strip_prefix("service:") {
+                    let WatchEventKind::Put { value } = &ev.kind else {
+                        self.cache.remove(&ev.key);
+                        self.cache.advance(ev.revision);
+                        continue;
+                    };
+                    let task = self.cache.put(&ev.key, ev.revision, value);
+                    self.cache.advance(ev.revision);
+                    let Some(t) = task else { continue };
+                    if let Some(name) = t.group.strip_prefix("service:") {
                         self.push(ServiceRef {
                             account: p.account.into(),
                             region: p.region.into(),
                             cluster: p.cluster.into(),
                             name: name.into(),
                         });
+                    }
+                }
+                "service-tasks" if ev.kind == WatchEventKind::Delete => {
+                    // The controller let go of the task: so does its cache.
+                    if let Some((_, id)) = p.rest.rsplit_once('/') {
+                        self.cache
+                            .remove(&format!("ecs/{}/{}/tasks/{}/{id}", p.account, p.region, p.cluster));
                     }
                 }
                 "container-instances" | "attributes" => {
@@ -496,12 +605,20 @@ impl Inner {
             // In-process placers of one cluster take turns (RunTask too);
             // the compares in the transaction are what make it correct.
             let _turn = repo::local_write_lock(&keys.instance_epochs_lock(&s.cluster)).await;
-            let tasks = load_tasks(store, &keys, &service.record).await?;
-            let world = PlacementWorld::load(store, &keys, &s.cluster).await?;
-            let facts = self.instance_facts(&ctx, &service.record, &world);
+            let cached = self.cache.caught_up(service.mod_revision).await;
+            let tasks = self.load_tasks(&keys, &service.record, cached).await?;
+            // Deciding needs the instances, placing also what runs on them:
+            // that is read only when the plan starts tasks.
+            let instances = crate::container_instances::load_states_without_tasks(store, &keys, &s.cluster).await?;
+            let facts = self.instance_facts(&ctx, &service.record, &instances);
             let view = view::build(&service.record, &tasks, &facts);
             let now_ms = ctx.now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
             let plan = berth_controllers::reconcile(&view, now_ms);
+            let world = if plan.starts.is_empty() {
+                PlacementWorld { epochs: HashMap::new(), states: instances }
+            } else {
+                PlacementWorld::load(store, &keys, &s.cluster).await?
+            };
             let connected = |arn: &str| self.liveness.connected(arn, ctx.now);
             let orphaned: HashSet<String> = tasks
                 .iter()
@@ -541,12 +658,11 @@ impl Inner {
         &self,
         ctx: &RequestContext,
         service: &ServiceRecord,
-        world: &PlacementWorld,
+        instances: &[crate::container_instances::InstanceState],
     ) -> HashMap<String, InstanceFacts> {
         let daemon = service.scheduling_strategy == super::model::SchedulingStrategy::Daemon;
         let constraints = if daemon { daemon_constraints(service) } else { Vec::new() };
-        world
-            .states
+        instances
             .iter()
             .filter(|st| matches!(st.record.status.as_str(), "ACTIVE" | "DRAINING"))
             .map(|st| {
@@ -600,18 +716,35 @@ fn constraints_hold(st: &crate::container_instances::InstanceState, constraints:
     !berth_placement::place(&snapshot, &request, 0).placements.is_empty()
 }
 
-/// The service's tasks, through the controller's index.
-async fn load_tasks(store: &dyn Store, keys: &Keys, service: &ServiceRecord) -> EcsResult<Vec<LoadedTask>> {
-    let entries =
-        repo::load_all::<ServiceTaskEntry>(store, &keys.service_tasks_of(&service.cluster, &service.name)).await?;
-    let mut out = Vec::with_capacity(entries.len());
-    for (k, entry) in entries {
-        let id = k.rsplit('/').next().unwrap_or_default();
-        if let Some(l) = repo::load::<TaskRecord>(store, &keys.task(&service.cluster, id)).await? {
-            out.push(LoadedTask { record: l.record, mod_revision: l.mod_revision, deployment_id: entry.deployment_id });
+impl Inner {
+    /// The service's tasks, through the controller's index: from the task
+    /// cache when it has caught up (`cached`), else from the store.
+    async fn load_tasks(&self, keys: &Keys, service: &ServiceRecord, cached: bool) -> EcsResult<Vec<LoadedTask>> {
+        let store = self.store.as_ref();
+        let entries =
+            repo::load_all::<ServiceTaskEntry>(store, &keys.service_tasks_of(&service.cluster, &service.name)).await?;
+        let mut out = Vec::with_capacity(entries.len());
+        for (k, entry) in entries {
+            let id = k.rsplit('/').next().unwrap_or_default();
+            let key = keys.task(&service.cluster, id);
+            let hit = if cached { self.cache.get(&key) } else { None };
+            let (mod_revision, record) = match hit {
+                Some(found) => found,
+                None => match repo::load::<TaskRecord>(store, &key).await? {
+                    Some(l) => {
+                        let record = Arc::new(l.record);
+                        if cached {
+                            self.cache.insert(&key, l.mod_revision, record.clone());
+                        }
+                        (l.mod_revision, record)
+                    }
+                    None => continue,
+                },
+            };
+            out.push(LoadedTask { record, mod_revision, deployment_id: entry.deployment_id });
         }
+        Ok(out)
     }
-    Ok(out)
 }
 
 #[cfg(test)]

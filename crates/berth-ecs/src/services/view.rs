@@ -18,7 +18,9 @@ pub struct ServiceTaskEntry {
 /// A task of the service as loaded for one reconcile.
 #[derive(Debug, Clone)]
 pub struct LoadedTask {
-    pub record: TaskRecord,
+    /// Shared with the controller's task cache, which decodes each task
+    /// once per change rather than once per pass.
+    pub record: std::sync::Arc<TaskRecord>,
     pub mod_revision: u64,
     pub deployment_id: String,
 }

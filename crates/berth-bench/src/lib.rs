@@ -68,3 +68,15 @@ pub fn rss_kib(pid: u32) -> u64 {
         .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
         .unwrap_or(0)
 }
+
+/// Where simulated hosts keep their agent state: in memory (`/dev/shm`)
+/// when there is one. Each real host has a disk of its own; a thousand
+/// simulated hosts sharing this machine's one disk would measure its
+/// fsync queue, not Berth. The server's store stays on disk.
+pub fn sim_hosts_dir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    let mut b = tempfile::Builder::new();
+    b.prefix("berth-sim-hosts-");
+    let made = if shm.is_dir() { b.tempdir_in(shm) } else { b.tempdir() };
+    made.unwrap_or_else(|e| panic!("making a directory for the simulated hosts: {e}"))
+}

@@ -101,6 +101,7 @@ async fn main() {
     }
     raise_nofile();
     let dir = tempfile::Builder::new().prefix("berth-service-scale-").tempdir().unwrap();
+    let hosts_dir = berth_bench::sim_hosts_dir();
 
     let server = spawn_server_with(&berth, &dir.path().join("server"), AKID, SECRET, &extra);
     let server_pid = server.pid;
@@ -118,7 +119,7 @@ async fn main() {
     let mut agents = Vec::with_capacity(hosts);
     for i in 0..hosts {
         let control: Arc<dyn ControlPlane> = Arc::new(HttpControlPlane::new(&endpoint, "us-east-1", creds()).unwrap());
-        let state_dir = dir.path().join(format!("host-{i}"));
+        let state_dir = hosts_dir.path().join(format!("host-{i}"));
         let spec = SimHostSpec {
             cluster: "sim".into(),
             region: "us-east-1".into(),

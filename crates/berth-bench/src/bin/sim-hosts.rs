@@ -54,6 +54,7 @@ async fn main() {
     let concurrency: usize = arg("--concurrency", 16);
     raise_nofile();
     let dir = tempfile::Builder::new().prefix("berth-sim-").tempdir().unwrap();
+    let hosts_dir = berth_bench::sim_hosts_dir();
 
     let server = spawn_server(&berth, &dir.path().join("server"), AKID, SECRET);
     let server_pid = server.pid;
@@ -76,7 +77,7 @@ async fn main() {
             availability_zone: format!("us-east-1{}", ["a", "b", "c"][i % 3]),
             instance_type: "sim.large".into(),
             resources: HostResources { cpu_units: 2048, memory_mib: 4096 },
-            state_dir: dir.path().join(format!("host-{i}")),
+            state_dir: hosts_dir.path().join(format!("host-{i}")),
         };
         let sim = sim_host(spec, control, Arc::new(berth_clock::SystemClock)).unwrap();
         tokio::spawn(async move {

@@ -127,17 +127,13 @@ fn next_record(current: &ServiceRecord, plan: &ServicePlan, now: f64) -> Service
         }
         d.updated_at = now;
     }
-    if let Some(rb) = &plan.rollback {
-        let mut d = new_deployment(
-            &rb.task_definition,
-            r.desired_count,
-            r.launch_type.clone(),
-            r.capacity_provider_strategy.clone(),
-            r.network_configuration.clone(),
-            now,
-        );
-        d.rollout_state_reason = rb.reason.clone();
-        r.start_deployment(d);
+    if let Some(rb) = &plan.rollback
+        && let Some(to) = r.deployment(&rb.to_deployment_id).cloned()
+    {
+        r.roll_back_to(&to, now);
+        if let Some(p) = r.primary_mut() {
+            p.rollout_state_reason = rb.reason.clone();
+        }
     }
     // Counts as observed; a deployment the rollback just created has none.
     r.running_count = plan.state.running_count;
@@ -345,46 +341,18 @@ pub async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::model::{CircuitBreaker, DeploymentConfiguration};
+    use crate::services::model::CircuitBreaker;
 
+    /// Two tasks, the circuit breaker with rollback, service tags
+    /// propagated and ECS-managed tags on.
     fn record() -> ServiceRecord {
-        let d = new_deployment("td:1", 2, Some("EC2".into()), vec![], None, 1.0);
-        ServiceRecord {
-            name: "web".into(),
-            cluster: "default".into(),
-            status: ServiceStatus::Active,
-            desired_count: 2,
-            running_count: 0,
-            pending_count: 0,
-            launch_type: Some("EC2".into()),
-            capacity_provider_strategy: vec![],
-            task_definition: "td:1".into(),
-            scheduling_strategy: SchedulingStrategy::Replica,
-            deployment_configuration: DeploymentConfiguration {
-                deployment_circuit_breaker: CircuitBreaker { enable: true, rollback: true },
-                maximum_percent: 200,
-                minimum_healthy_percent: 100,
-            },
-            deployments: vec![d],
-            events: vec![],
-            placement_constraints: vec![],
-            placement_strategy: vec![],
-            network_configuration: None,
-            load_balancers: vec![],
-            service_registries: vec![],
-            health_check_grace_period_seconds: None,
-            propagate_tags: "SERVICE".into(),
-            enable_ecs_managed_tags: true,
-            enable_execute_command: false,
-            role_arn: None,
-            created_at: 1.0,
-            created_by: "arn".into(),
-            client_token: None,
-            request_fingerprint: String::new(),
-            throttle: ThrottleRecord::default(),
-            was_steady: false,
-            past_deployments: vec![],
-        }
+        let mut r = crate::services::model::sample_record();
+        r.desired_count = 2;
+        r.deployments = vec![new_deployment("td:1", 2, Some("EC2".into()), vec![], None, 1.0)];
+        r.deployment_configuration.deployment_circuit_breaker = CircuitBreaker { enable: true, rollback: true };
+        r.propagate_tags = "SERVICE".into();
+        r.enable_ecs_managed_tags = true;
+        r
     }
 
     fn plan_for(r: &ServiceRecord) -> ServicePlan {

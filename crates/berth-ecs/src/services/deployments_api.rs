@@ -347,15 +347,7 @@ fn service_revision(ctx: &RequestContext, r: &ServiceRecord, d: &Deployment, con
         "guardDutyEnabled": false,
         "createdAt": d.created_at,
     });
-    if let Some(lt) = &d.launch_type {
-        out["launchType"] = json!(lt);
-    }
-    if !d.capacity_provider_strategy.is_empty() {
-        out["capacityProviderStrategy"] = json!(d.capacity_provider_strategy);
-    }
-    if let Some(n) = &d.network_configuration {
-        out["networkConfiguration"] = n.clone();
-    }
+    render::launch_fields(&mut out, d);
     if let Some(Value::Array(cs)) = containers {
         // Images are referenced by name: Berth resolves digests on the
         // hosts, not when a deployment starts.
@@ -629,16 +621,7 @@ fn stop_in_record(r: &mut ServiceRecord, short: &str, stop_type: &str, now: f64)
                     .into(),
             ));
         };
-        let mut next = new_deployment(
-            &to.task_definition,
-            r.desired_count,
-            to.launch_type.clone(),
-            to.capacity_provider_strategy.clone(),
-            to.network_configuration.clone(),
-            now,
-        );
-        next.revision = to.revision.clone();
-        Some((next, to))
+        Some(to)
     } else {
         None
     };
@@ -649,19 +632,15 @@ fn stop_in_record(r: &mut ServiceRecord, short: &str, stop_type: &str, now: f64)
     d.stop = Some(DeploymentStop {
         stop_type: stop_type.to_string(),
         requested_at: now,
-        rollback_deployment_id: rollback_deployment.as_ref().map(|(n, _)| n.id.clone()),
+        rollback_deployment_id: None,
     });
-    if let Some((next, to)) = rollback_deployment {
-        r.launch_type = to.launch_type.clone();
-        r.capacity_provider_strategy = to.capacity_provider_strategy.clone();
-        r.network_configuration = to.network_configuration.clone();
-        if let Some(rev) = &to.revision {
-            r.load_balancers = rev.load_balancers.clone();
-            r.service_registries = rev.service_registries.clone();
-            r.placement_constraints = rev.placement_constraints.clone();
-            r.placement_strategy = rev.placement_strategy.clone();
+    if let Some(to) = rollback_deployment {
+        let next = r.roll_back_to(&to, now);
+        if let Some(d) = r.deployments.iter_mut().find(|x| x.id == id)
+            && let Some(stop) = &mut d.stop
+        {
+            stop.rollback_deployment_id = Some(next);
         }
-        r.start_deployment(next);
     }
     Ok(())
 }

@@ -264,6 +264,39 @@ impl ServiceRecord {
         self.deployments.iter_mut().find(|d| d.status == DeploymentStatus::Primary)
     }
 
+    /// Roll back to `to` (an earlier deployment): a new PRIMARY deployment
+    /// with its task definition, and the service's launch, network and
+    /// (when recorded) placement, load balancer and registry configuration
+    /// restored to what it ran with. Returns the new deployment's id.
+    pub fn roll_back_to(&mut self, to: &Deployment, now: f64) -> String {
+        let mut next = new_deployment(
+            &to.task_definition,
+            self.desired_count,
+            to.launch_type.clone(),
+            to.capacity_provider_strategy.clone(),
+            to.network_configuration.clone(),
+            now,
+        );
+        next.revision = to.revision.clone();
+        self.launch_type = to.launch_type.clone();
+        self.capacity_provider_strategy = to.capacity_provider_strategy.clone();
+        self.network_configuration = to.network_configuration.clone();
+        if let Some(rev) = &to.revision {
+            self.load_balancers = rev.load_balancers.clone();
+            self.service_registries = rev.service_registries.clone();
+            self.placement_constraints = rev.placement_constraints.clone();
+            self.placement_strategy = rev.placement_strategy.clone();
+        }
+        let id = next.id.clone();
+        self.start_deployment(next);
+        id
+    }
+
+    /// A deployment of the service, current or past.
+    pub fn deployment(&self, id: &str) -> Option<&Deployment> {
+        self.deployments.iter().chain(self.past_deployments.iter()).find(|d| d.id == id)
+    }
+
     /// Make `deployment` the PRIMARY one: the previous PRIMARY becomes
     /// ACTIVE (its tasks are replaced by the controller), and the record's
     /// task definition follows the new PRIMARY.
@@ -347,47 +380,53 @@ pub fn new_deployment_id() -> String {
     format!("ecs-svc/{:019}", n % 10_000_000_000_000_000_000)
 }
 
+/// A plain REPLICA service record for unit tests.
+#[cfg(test)]
+pub(crate) fn sample_record() -> ServiceRecord {
+    ServiceRecord {
+        name: "web".into(),
+        cluster: "default".into(),
+        status: ServiceStatus::Active,
+        desired_count: 1,
+        running_count: 0,
+        pending_count: 0,
+        launch_type: Some("EC2".into()),
+        capacity_provider_strategy: vec![],
+        task_definition: "td:1".into(),
+        scheduling_strategy: SchedulingStrategy::Replica,
+        deployment_configuration: DeploymentConfiguration {
+            deployment_circuit_breaker: CircuitBreaker { enable: false, rollback: false },
+            maximum_percent: 200,
+            minimum_healthy_percent: 100,
+        },
+        deployments: vec![new_deployment("td:1", 1, Some("EC2".into()), vec![], None, 1.0)],
+        events: vec![],
+        placement_constraints: vec![],
+        placement_strategy: vec![],
+        network_configuration: None,
+        load_balancers: vec![],
+        service_registries: vec![],
+        health_check_grace_period_seconds: None,
+        propagate_tags: "NONE".into(),
+        enable_ecs_managed_tags: false,
+        enable_execute_command: false,
+        role_arn: None,
+        created_at: 1.0,
+        created_by: "arn".into(),
+        client_token: None,
+        request_fingerprint: String::new(),
+        throttle: ThrottleRecord::default(),
+        was_steady: false,
+        past_deployments: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn record() -> ServiceRecord {
-        ServiceRecord {
-            name: "web".into(),
-            cluster: "default".into(),
-            status: ServiceStatus::Active,
-            desired_count: 1,
-            running_count: 0,
-            pending_count: 0,
-            launch_type: Some("EC2".into()),
-            capacity_provider_strategy: vec![],
-            task_definition: "td:1".into(),
-            scheduling_strategy: SchedulingStrategy::Replica,
-            deployment_configuration: DeploymentConfiguration {
-                deployment_circuit_breaker: CircuitBreaker { enable: false, rollback: false },
-                maximum_percent: 200,
-                minimum_healthy_percent: 100,
-            },
-            deployments: vec![new_deployment("td:1", 1, Some("EC2".into()), vec![], None, 1.0)],
-            events: vec![],
-            placement_constraints: vec![],
-            placement_strategy: vec![],
-            network_configuration: None,
-            load_balancers: vec![],
-            service_registries: vec![],
-            health_check_grace_period_seconds: None,
-            propagate_tags: "NONE".into(),
-            enable_ecs_managed_tags: false,
-            enable_execute_command: false,
-            role_arn: None,
-            created_at: 1.0,
-            created_by: "arn".into(),
-            client_token: None,
-            request_fingerprint: String::new(),
-            throttle: ThrottleRecord::default(),
-            was_steady: false,
-            past_deployments: vec![],
-        }
+        sample_record()
     }
 
     #[test]

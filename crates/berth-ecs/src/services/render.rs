@@ -28,15 +28,7 @@ fn deployment(d: &Deployment) -> Value {
         "rolloutState": d.rollout_state,
         "rolloutStateReason": d.rollout_state_reason,
     });
-    if let Some(lt) = &d.launch_type {
-        out["launchType"] = json!(lt);
-    }
-    if !d.capacity_provider_strategy.is_empty() {
-        out["capacityProviderStrategy"] = json!(d.capacity_provider_strategy);
-    }
-    if let Some(n) = &d.network_configuration {
-        out["networkConfiguration"] = n.clone();
-    }
+    launch_fields(&mut out, d);
     out
 }
 
@@ -93,4 +85,18 @@ pub fn service(ctx: &RequestContext, r: &ServiceRecord, tags: Option<&[Tag]>) ->
         put("tags", tags::to_json(t));
     }
     Value::Object(out)
+}
+
+/// A deployment's launch type, capacity provider strategy and network
+/// configuration, as deployments and service revisions show them.
+pub fn launch_fields(out: &mut Value, d: &Deployment) {
+    if let Some(lt) = &d.launch_type {
+        out["launchType"] = json!(lt);
+    }
+    if !d.capacity_provider_strategy.is_empty() {
+        out["capacityProviderStrategy"] = json!(d.capacity_provider_strategy);
+    }
+    if let Some(n) = &d.network_configuration {
+        out["networkConfiguration"] = n.clone();
+    }
 }

@@ -8,7 +8,6 @@
 
 use super::model::{
     DeploymentStatus, MAX_PAST_DEPLOYMENTS, SchedulingStrategy, ServiceRecord, ServiceStatus, ThrottleRecord,
-    new_deployment,
 };
 use super::view::{LoadedTask, ServiceTaskEntry, rollout_state_name};
 use crate::context::RequestContext;
@@ -341,7 +340,7 @@ pub async fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::model::CircuitBreaker;
+    use crate::services::model::{CircuitBreaker, new_deployment};
 
     /// Two tasks, the circuit breaker with rollback, service tags
     /// propagated and ECS-managed tags on.

@@ -39,7 +39,7 @@
 //! separate completion time).
 
 use super::model::{
-    Deployment, DeploymentConfiguration, DeploymentStatus, DeploymentStop, ServiceRecord, ServiceStatus, new_deployment,
+    Deployment, DeploymentConfiguration, DeploymentStatus, DeploymentStop, ServiceRecord, ServiceStatus,
 };
 use super::{render, repo};
 use crate::clusters;

@@ -1,6 +1,7 @@
 //! The service deployment operations against MemoryStore.
 
 use super::*;
+use crate::services::model::new_deployment;
 use crate::services;
 use crate::task_definitions;
 use crate::test_support::{body, code, ctx, store};

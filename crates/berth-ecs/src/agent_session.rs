@@ -8,7 +8,8 @@
 //! which every transaction that changes that desired state rewrites
 //! (placement, StopTask, a task reported STOPPED, status changes), so it is
 //! monotonic and changes whenever the answer does. A poll that already has
-//! the current version waits on a store watch of the epoch key for at most
+//! the current version waits for a change of the epoch key (rung by
+//! [`Doorbells`], one store watch for all polls) for at most
 //! the hold time.
 //!
 //! Every poll refreshes the instance's entry in [`Liveness`] (in memory: a
@@ -29,6 +30,8 @@ use berth_store::Store;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
+use crate::doorbells::Doorbells;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Deserialize)]
@@ -109,21 +112,28 @@ fn unknown_instance() -> EcsError {
 /// One long poll: answer at once when the state is newer than
 /// `known_version` (or it is absent), else wait up to `hold` for a change.
 pub async fn poll(
-    store: &dyn Store,
+    shared: &Arc<dyn Store>,
+    doorbells: &Arc<Doorbells>,
     liveness: &Liveness,
     ctx: &RequestContext,
     req: PollRequest,
     hold: Duration,
 ) -> EcsResult<PollResponse> {
+    let store = shared.as_ref();
     let cluster = clusters::name_from_reference(ctx, Some(&req.cluster))?;
     let id = container_instances::instance_id_from_reference(ctx, &cluster, &req.container_instance_arn)
         .ok_or_else(unknown_instance)?;
     let keys = Keys::for_request(ctx);
     let epoch_key = keys.instance_epoch(&cluster, &id);
-    // Subscribe before reading, so no change between the read and the wait
+    // Register before reading, so no change between the read and the wait
     // is missed.
-    let mut watch = store.watch(&epoch_key);
-    let mut watch_instance = store.watch(&keys.container_instance(&cluster, &id));
+    let epoch_bell = doorbells.bell(shared, &epoch_key);
+    let instance_bell = doorbells.bell(shared, &keys.container_instance(&cluster, &id));
+    let epoch_rang = epoch_bell.notified();
+    let instance_rang = instance_bell.notified();
+    tokio::pin!(epoch_rang, instance_rang);
+    epoch_rang.as_mut().enable();
+    instance_rang.as_mut().enable();
     let mut current = desired_state(store, ctx, &keys, &cluster, &id).await?;
     liveness.touch(&current_arn(ctx, &cluster, &id), ctx.now);
     if req.known_version != Some(current.version) {
@@ -132,13 +142,18 @@ pub async fn poll(
     let deadline = tokio::time::Instant::now() + hold;
     loop {
         let woke = tokio::select! {
-            ev = watch.next() => ev.is_some(),
-            ev = watch_instance.next() => ev.is_some(),
+            _ = epoch_rang.as_mut() => true,
+            _ = instance_rang.as_mut() => true,
             _ = tokio::time::sleep_until(deadline) => false,
         };
         if !woke {
             return Ok(current);
         }
+        // Re-arm both before reading again.
+        epoch_rang.set(epoch_bell.notified());
+        instance_rang.set(instance_bell.notified());
+        epoch_rang.as_mut().enable();
+        instance_rang.as_mut().enable();
         current = desired_state(store, ctx, &keys, &cluster, &id).await?;
         if req.known_version != Some(current.version) {
             return Ok(current);

@@ -17,6 +17,7 @@ pub mod capacity_providers;
 pub mod clusters;
 pub mod container_instances;
 pub mod context;
+pub mod doorbells;
 pub mod error;
 pub mod input;
 pub mod keys;
@@ -42,6 +43,8 @@ pub struct Ecs {
     liveness: Arc<container_instances::Liveness>,
     /// How long a poll with nothing new is held.
     poll_hold: std::time::Duration,
+    /// Wakes held polls when their instance's desired state changes.
+    doorbells: Arc<doorbells::Doorbells>,
 }
 
 impl Ecs {
@@ -50,6 +53,7 @@ impl Ecs {
             store,
             liveness: Arc::new(container_instances::Liveness::default()),
             poll_hold: std::time::Duration::from_secs(berth_agent_protocol::POLL_HOLD_SECS),
+            doorbells: Arc::new(doorbells::Doorbells::default()),
         }
     }
 
@@ -82,7 +86,7 @@ impl Ecs {
         ctx: &RequestContext,
         req: berth_agent_protocol::PollRequest,
     ) -> EcsResult<berth_agent_protocol::PollResponse> {
-        agent_session::poll(self.store.as_ref(), &self.liveness, ctx, req, self.poll_hold).await
+        agent_session::poll(&self.store, &self.doorbells, &self.liveness, ctx, req, self.poll_hold).await
     }
 
     /// Run one ECS operation. `body` is the request's JSON object.

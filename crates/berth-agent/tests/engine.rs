@@ -3,6 +3,8 @@
 //! images: what a user sees through DescribeTasks as containers start,
 //! exit, fail and get re-adopted.
 
+mod common;
+
 use berth_agent::control::{ControlError, ControlPlane};
 use berth_agent::engine::{Engine, EngineConfig};
 use berth_agent::host::HostResources;
@@ -11,43 +13,26 @@ use berth_agent::report::Reporter;
 use berth_agent::state::TaskFiles;
 use berth_agent::worker::Host;
 use berth_agent_protocol::{PollRequest, PollResponse};
-use berth_arn::{AccountId, Region};
-use berth_ecs::{Ecs, RequestContext};
+use berth_ecs::Ecs;
 use berth_image::{ImageConfig, PullPolicy};
 use berth_net::{BridgeConfig, FakeNetwork};
 use berth_runtime::fake::Call;
 use berth_runtime::{FakeCgroups, FakeRuntime};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 struct InProcess {
     ecs: Ecs,
 }
 
-fn ctx() -> RequestContext {
-    RequestContext {
-        account: AccountId::try_from("123456789012".to_string()).unwrap(),
-        region: Region::try_from("us-east-1".to_string()).unwrap(),
-        principal_arn: "arn:aws:iam::123456789012:root".into(),
-        now: SystemTime::now(),
-    }
-}
-
 #[async_trait::async_trait]
 impl ControlPlane for InProcess {
     async fn call(&self, operation: &str, body: Value) -> Result<Value, ControlError> {
-        let Value::Object(map) = body else { panic!("bodies are objects") };
-        self.ecs.handle(&ctx(), operation, map).await.map_err(|e| ControlError::Api {
-            code: berth_wire::ServiceError::code(&e).to_string(),
-            message: e.to_string(),
-        })
+        common::call(&self.ecs, operation, body).await
     }
     async fn poll(&self, req: &PollRequest) -> Result<PollResponse, ControlError> {
-        self.ecs.poll(&ctx(), req.clone()).await.map_err(|e| ControlError::Api {
-            code: berth_wire::ServiceError::code(&e).to_string(),
-            message: e.to_string(),
-        })
+        common::poll(&self.ecs, req).await
     }
 }
 

@@ -12,6 +12,8 @@
 //! started and not exited), never from the server: the bound checked at
 //! every step is `floor(desired × maximumPercent / 100)` over that count.
 
+mod common;
+
 use berth_agent::control::{ControlError, ControlPlane};
 use berth_agent::engine::{Engine, EngineConfig};
 use berth_agent::host::HostResources;
@@ -20,9 +22,7 @@ use berth_agent::report::Reporter;
 use berth_agent::state::TaskFiles;
 use berth_agent::worker::Host;
 use berth_agent_protocol::{PollRequest, PollResponse};
-use berth_arn::{AccountId, Region};
 use berth_ecs::Ecs;
-use berth_ecs::RequestContext;
 use berth_ecs::container_instances::Liveness;
 use berth_ecs::services::controller::{ControllerConfig, ControllerHandle, ServiceController};
 use berth_image::{ImageConfig, PullPolicy};
@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 const CLUSTER: &str = "sim";
 const SERVICE: &str = "web";
@@ -42,19 +42,6 @@ const LIVENESS: Duration = Duration::from_secs(1);
 const HOST_LOST_AFTER: Duration = Duration::from_secs(1);
 const POLL_HOLD: Duration = Duration::from_millis(200);
 const SAMPLE: Duration = Duration::from_millis(50);
-
-fn ctx() -> RequestContext {
-    RequestContext {
-        account: AccountId::try_from("123456789012".to_string()).unwrap(),
-        region: Region::try_from("us-east-1".to_string()).unwrap(),
-        principal_arn: "arn:aws:iam::123456789012:root".into(),
-        now: SystemTime::now(),
-    }
-}
-
-fn api_error(e: berth_ecs::EcsError) -> ControlError {
-    ControlError::Api { code: berth_wire::ServiceError::code(&e).to_string(), message: e.to_string() }
-}
 
 // ---------------------------------------------------------------------------
 // The server: an Ecs that can be taken down and replaced (a restart).
@@ -110,14 +97,13 @@ impl FaultyControl {
 impl ControlPlane for FaultyControl {
     async fn call(&self, operation: &str, body: Value) -> Result<Value, ControlError> {
         let ecs = self.reachable().await?;
-        let Value::Object(map) = body else { panic!("bodies are objects") };
-        let r = ecs.handle(&ctx(), operation, map).await.map_err(api_error);
+        let r = common::call(&ecs, operation, body).await;
         self.deliver(r)
     }
 
     async fn poll(&self, req: &PollRequest) -> Result<PollResponse, ControlError> {
         let ecs = self.reachable().await?;
-        let r = ecs.poll(&ctx(), req.clone()).await.map_err(api_error);
+        let r = common::poll(&ecs, req).await;
         self.deliver(r)
     }
 }
@@ -336,8 +322,7 @@ impl Harness {
 
     async fn try_call(&self, op: &str, body: Value) -> Result<Value, ControlError> {
         let ecs = self.server.ecs().ok_or_else(|| ControlError::Unreachable("server down".into()))?;
-        let Value::Object(map) = body else { panic!("bodies are objects") };
-        ecs.handle(&ctx(), op, map).await.map_err(api_error)
+        common::call(&ecs, op, body).await
     }
 
     async fn call(&self, op: &str, body: Value) -> Value {
@@ -518,6 +503,20 @@ impl Harness {
 
 fn bound(desired: usize, max_percent: usize) -> usize {
     desired * max_percent / 100
+}
+
+/// Checks what really runs against maximumPercent of the desired count;
+/// the bound drops to a lower desired count only once reality has (kept
+/// in `bound_desired`). Above it: the limit and the hosts' explanation.
+async fn above_bound(h: &Harness, r: &Reality, desired: usize, max_percent: usize, bound_desired: &mut usize) -> Option<(usize, String)> {
+    if r.count() <= bound(desired, max_percent) {
+        *bound_desired = desired;
+    }
+    let limit = bound(*bound_desired, max_percent);
+    if r.count() > limit {
+        return Some((limit, h.explain(r).await));
+    }
+    None
 }
 
 // ---------------------------------------------------------------------------
@@ -774,6 +773,23 @@ enum Trouble {
     Draining,
 }
 
+/// Ends host `host`'s trouble `t`: the partition heals, the crashed agent
+/// starts again, the draining instance is made ACTIVE.
+async fn recover(h: &mut Harness, host: usize, t: Trouble) {
+    match t {
+        Trouble::Partitioned => h.machines[host].partitioned.store(false, Ordering::SeqCst),
+        Trouble::Crashed => {
+            let server = h.server.clone();
+            h.machines[host].start(&server)
+        }
+        Trouble::Draining => {
+            let arn = h.machines[host].instance_arn.clone().unwrap();
+            h.call("UpdateContainerInstancesState", json!({"cluster": CLUSTER, "containerInstances": [arn], "status": "ACTIVE"})).await;
+        }
+        Trouble::None => {}
+    }
+}
+
 async fn random_faults(seed: u64, steps: usize, max_percent: usize, min_healthy: usize) {
     const HOSTS: usize = 3;
     let mut rng = Rng(seed);
@@ -813,19 +829,7 @@ async fn random_faults(seed: u64, steps: usize, max_percent: usize, min_healthy:
                 format!("drain host {host}")
             }
             (0..=3, t) if t != Trouble::None => {
-                match t {
-                    Trouble::Partitioned => h.machines[host].partitioned.store(false, Ordering::SeqCst),
-                    Trouble::Crashed => {
-                        let server = h.server.clone();
-                        h.machines[host].start(&server)
-                    }
-                    Trouble::Draining => {
-                        let arn = h.machines[host].instance_arn.clone().unwrap();
-                        h.call("UpdateContainerInstancesState", json!({"cluster": CLUSTER, "containerInstances": [arn], "status": "ACTIVE"}))
-                            .await;
-                    }
-                    Trouble::None => unreachable!(),
-                }
+                recover(&mut h, host, t).await;
                 trouble[host] = Trouble::None;
                 format!("recover host {host} from {t:?}")
             }
@@ -854,12 +858,7 @@ async fn random_faults(seed: u64, steps: usize, max_percent: usize, min_healthy:
         let until = Instant::now() + hold;
         while Instant::now() < until {
             let r = h.reality().await;
-            if r.count() <= bound(desired, max_percent) {
-                bound_desired = desired;
-            }
-            let limit = bound(bound_desired, max_percent);
-            if r.count() > limit {
-                let detail = h.explain(&r).await;
+            if let Some((limit, detail)) = above_bound(&h, &r, desired, max_percent, &mut bound_desired).await {
                 fail(&log, format!("t={:.2}: {} service tasks really run, above {limit}:\n  {detail}", h.t(), r.count()));
             }
             if !r.duplicated.is_empty() {
@@ -871,30 +870,14 @@ async fn random_faults(seed: u64, steps: usize, max_percent: usize, min_healthy:
 
     // Heal everything; the service must settle exactly.
     for (i, t) in trouble.iter_mut().enumerate() {
-        match *t {
-            Trouble::Partitioned => h.machines[i].partitioned.store(false, Ordering::SeqCst),
-            Trouble::Crashed => {
-                let server = h.server.clone();
-                h.machines[i].start(&server)
-            }
-            Trouble::Draining => {
-                let arn = h.machines[i].instance_arn.clone().unwrap();
-                h.call("UpdateContainerInstancesState", json!({"cluster": CLUSTER, "containerInstances": [arn], "status": "ACTIVE"})).await;
-            }
-            Trouble::None => {}
-        }
+        recover(&mut h, i, *t).await;
         *t = Trouble::None;
     }
     log.push(format!("t={:.2}: healed everything; expecting {desired} × revision {rev}", h.t()));
     let deadline = Instant::now() + Duration::from_secs(25);
     loop {
         let r = h.reality().await;
-        if r.count() <= bound(desired, max_percent) {
-            bound_desired = desired;
-        }
-        let limit = bound(bound_desired, max_percent);
-        if r.count() > limit {
-            let detail = h.explain(&r).await;
+        if let Some((limit, detail)) = above_bound(&h, &r, desired, max_percent, &mut bound_desired).await {
             fail(&log, format!("t={:.2}: {} really run, above {limit} while healing:\n  {detail}", h.t(), r.count()));
         }
         match h.steady(desired, rev).await {

@@ -1,12 +1,21 @@
-//! Pieces the benchmark binaries share: a `berth server` child process and
-//! a signed ECS call that panics on error (a benchmark has no use for a
-//! failed request).
+//! Pieces the benchmark binaries share: a `berth server` child process, a
+//! signed ECS call that panics on error (a benchmark has no use for a
+//! failed request), command-line flags, and the cluster of simulated hosts
+//! that `sim-hosts` and `service-scale` set up.
 
-use berth_agent::control::{ControlPlane, HttpControlPlane};
-use serde_json::Value;
+use berth_agent::control::{AgentCredentials, ControlPlane, HttpControlPlane};
+use berth_agent::host::HostResources;
+use berth_agent::sim::{SimHost, SimHostSpec, sim_host};
+use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The cluster the simulated hosts join.
+pub const SIM_CLUSTER: &str = "sim";
+const REGION: &str = "us-east-1";
 
 /// A child process killed and reaped when dropped.
 pub struct Killed(pub Child);
@@ -79,4 +88,83 @@ pub fn sim_hosts_dir() -> tempfile::TempDir {
     b.prefix("berth-sim-hosts-");
     let made = if shm.is_dir() { b.tempdir_in(shm) } else { b.tempdir() };
     made.unwrap_or_else(|e| panic!("making a directory for the simulated hosts: {e}"))
+}
+
+/// The value after flag `name` on the command line, if given.
+pub fn given(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+/// The value after flag `name`, parsed; `default` when absent or unparsable.
+pub fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
+    given(name).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// Thousands of long polls need thousands of descriptors, here and in the
+/// server (which inherits the limit).
+pub fn raise_nofile() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// A control plane client of the server at `endpoint`, signing with the
+/// given root key.
+pub fn client(endpoint: &str, access_key_id: &str, secret: &str) -> HttpControlPlane {
+    let creds = AgentCredentials { access_key_id: access_key_id.into(), secret_access_key: secret.into() };
+    HttpControlPlane::new(endpoint, REGION, creds).unwrap()
+}
+
+/// CreateCluster [`SIM_CLUSTER`] and RegisterTaskDefinition `family`: one
+/// small essential container of `sim/app:1`.
+pub async fn create_sim_cluster(c: &HttpControlPlane, family: &str) {
+    call(c, "CreateCluster", json!({"clusterName": SIM_CLUSTER})).await;
+    call(c, "RegisterTaskDefinition", json!({"family": family, "containerDefinitions": [
+        {"name": "app", "image": "sim/app:1", "command": ["serve"], "memory": 16, "cpu": 8, "essential": true}
+    ]}))
+    .await;
+}
+
+/// Simulated host number `i` (2048 CPU units, 4 GiB, AZ a/b/c in turn),
+/// an agent of the server at `endpoint` keeping its state in `state_dir`.
+pub fn start_sim_host(endpoint: &str, access_key_id: &str, secret: &str, i: usize, state_dir: PathBuf) -> SimHost {
+    let control: Arc<dyn ControlPlane> = Arc::new(client(endpoint, access_key_id, secret));
+    let spec = SimHostSpec {
+        cluster: SIM_CLUSTER.into(),
+        region: REGION.into(),
+        availability_zone: format!("us-east-1{}", ["a", "b", "c"][i % 3]),
+        instance_type: "sim.large".into(),
+        resources: HostResources { cpu_units: 2048, memory_mib: 4096 },
+        state_dir,
+    };
+    sim_host(spec, control, Arc::new(berth_clock::SystemClock)).unwrap()
+}
+
+/// [`SIM_CLUSTER`]'s registered container instances, pending and running
+/// tasks.
+pub async fn cluster_counts(c: &HttpControlPlane) -> (u64, u64, u64) {
+    let d = call(c, "DescribeClusters", json!({"clusters": [SIM_CLUSTER]})).await;
+    let k = &d["clusters"][0];
+    let n = |f: &str| k[f].as_u64().unwrap_or(0);
+    (n("registeredContainerInstancesCount"), n("pendingTasksCount"), n("runningTasksCount"))
+}
+
+/// Waits until `hosts` container instances are registered, says how long
+/// that took since `started`, then lets them settle for 2 s.
+pub async fn wait_registered(c: &HttpControlPlane, hosts: usize, started: Instant) {
+    loop {
+        let (registered, _, _) = cluster_counts(c).await;
+        if registered as usize >= hosts {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("{hosts} simulated hosts registered in {:.1} s", started.elapsed().as_secs_f64());
+    tokio::time::sleep(Duration::from_secs(2)).await;
 }

@@ -18,8 +18,8 @@ mod common;
 mod e2e_support;
 
 use aws_sdk_ecs::types::{
-    ContainerDefinition, ContainerInstanceStatus, DeploymentCircuitBreaker, DeploymentConfiguration, HealthCheck, HealthStatus,
-    KeyValuePair, LinuxParameters, PlacementStrategy, PlacementStrategyType, PortMapping, SchedulingStrategy, Service, Task,
+    ContainerDefinition, ContainerInstanceStatus, Deployment, DeploymentCircuitBreaker, DeploymentConfiguration, HealthCheck, HealthStatus,
+    KeyValuePair, PlacementStrategy, PlacementStrategyType, SchedulingStrategy, Service, Task,
 };
 use berth_testkit::{Registry, busybox_image};
 use common::BerthServer;
@@ -40,17 +40,9 @@ const SETTLE: Duration = Duration::from_secs(120);
 /// environment so revisions differ, and optionally a health check that
 /// fetches its own page (first check after the 5 s interval).
 fn web(image: &str, version: &str, health_check: bool) -> ContainerDefinition {
-    let mut c = container("web", image)
-        .command("httpd")
-        .command("-f")
-        .command("-p")
-        .command("8080")
-        .command("-h")
-        .command("/www")
+    let mut c = httpd_builder(image)
         .memory(32)
         .environment(KeyValuePair::builder().name("VERSION").value(version).build())
-        .port_mappings(PortMapping::builder().container_port(8080).build())
-        .linux_parameters(LinuxParameters::builder().init_process_enabled(true).build())
         .stop_timeout(3);
     if health_check {
         c = c.health_check(
@@ -78,19 +70,35 @@ fn deployment_config(min: i32, max: i32, breaker: bool) -> DeploymentConfigurati
     b.build()
 }
 
-async fn create_replica(ecs: &aws_sdk_ecs::Client, name: &str, td: &str, desired: i32, min: i32, max: i32) -> Service {
+/// CreateService: a REPLICA service of `desired` tasks of `td`.
+async fn create_service(ecs: &aws_sdk_ecs::Client, name: &str, td: &str, desired: i32, config: DeploymentConfiguration) -> Service {
     ecs.create_service()
         .cluster(CLUSTER)
         .service_name(name)
         .task_definition(td)
         .desired_count(desired)
-        .deployment_configuration(deployment_config(min, max, false))
+        .deployment_configuration(config)
         .send()
         .await
         .expect("CreateService")
         .service()
         .unwrap()
         .clone()
+}
+
+async fn create_replica(ecs: &aws_sdk_ecs::Client, name: &str, td: &str, desired: i32, min: i32, max: i32) -> Service {
+    create_service(ecs, name, td, desired, deployment_config(min, max, false)).await
+}
+
+/// UpdateService to task definition `td`; returns the service as updated.
+async fn update_task_definition(ecs: &aws_sdk_ecs::Client, name: &str, td: &str) -> Service {
+    let out = ecs.update_service().cluster(CLUSTER).service(name).task_definition(td).send().await.expect("UpdateService");
+    out.service().unwrap().clone()
+}
+
+/// The service's PRIMARY deployment.
+fn primary_of(s: &Service) -> &Deployment {
+    s.deployments().iter().find(|d| d.status() == Some("PRIMARY")).unwrap()
 }
 
 async fn describe_service(ecs: &aws_sdk_ecs::Client, name: &str) -> Service {
@@ -448,10 +456,9 @@ async fn rolling_update(min: i32, max: i32) {
     // Let it take a few samples of the steady service first.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let t1 = Instant::now();
-    let updated = ecs.update_service().cluster(CLUSTER).service(&name).task_definition(&td2).send().await.expect("UpdateService");
-    let updated = updated.service().unwrap();
-    assert_eq!(updated.deployments().len(), 2, "{}", summary(updated));
-    let new_deployment = updated.deployments().iter().find(|d| d.status() == Some("PRIMARY")).unwrap().id().unwrap().to_string();
+    let updated = update_task_definition(&ecs, &name, &td2).await;
+    assert_eq!(updated.deployments().len(), 2, "{}", summary(&updated));
+    let new_deployment = primary_of(&updated).id().unwrap().to_string();
     assert_ne!(new_deployment, first_deployment);
     let (s, new_tasks) = wait_steady_on(&ecs, &name, &td2, 1).await;
     let rollout = t1.elapsed();
@@ -519,23 +526,14 @@ async fn circuit_breaker_fails_the_deployment_and_rolls_back() {
     let name = "breaker";
     let good = register(&ecs, name, None, vec![web(&h.image, "1", true)]).await;
     let bad = register(&ecs, name, None, vec![crashing(&h.image)]).await;
-    ecs.create_service()
-        .cluster(CLUSTER)
-        .service_name(name)
-        .task_definition(&good)
-        .desired_count(2)
-        .deployment_configuration(deployment_config(100, 200, true))
-        .send()
-        .await
-        .expect("CreateService");
+    create_service(&ecs, name, &good, 2, deployment_config(100, 200, true)).await;
     let (s, good_tasks) = wait_steady_on(&ecs, name, &good, 0).await;
     let completed_id = s.deployments()[0].id().unwrap().to_string();
     let sampler = Sampler::start(&ecs, name, 2, 4, true);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let t0 = Instant::now();
-    let updated = ecs.update_service().cluster(CLUSTER).service(name).task_definition(&bad).send().await.expect("UpdateService");
-    let bad_id = updated.service().unwrap().deployments().iter().find(|d| d.status() == Some("PRIMARY")).unwrap().id().unwrap().to_string();
+    let bad_id = primary_of(&update_task_definition(&ecs, name, &bad).await).id().unwrap().to_string();
 
     // Watch every deployment go by (the failed one leaves the list as soon
     // as it has nothing left running, so its FAILED state may not be seen).
@@ -616,22 +614,14 @@ async fn circuit_breaker_without_rollback_leaves_a_failed_primary() {
     let bad = register(&ecs, name, None, vec![crashing(&h.image)]).await;
     let mut config = deployment_config(100, 200, false);
     config.deployment_circuit_breaker = Some(DeploymentCircuitBreaker::builder().enable(true).rollback(false).build());
-    ecs.create_service()
-        .cluster(CLUSTER)
-        .service_name(name)
-        .task_definition(&good)
-        .desired_count(2)
-        .deployment_configuration(config)
-        .send()
-        .await
-        .expect("CreateService");
+    create_service(&ecs, name, &good, 2, config).await;
     let (_, good_tasks) = wait_steady_on(&ecs, name, &good, 0).await;
-    ecs.update_service().cluster(CLUSTER).service(name).task_definition(&bad).send().await.expect("UpdateService");
+    update_task_definition(&ecs, name, &bad).await;
     let s = wait_service(&ecs, name, SETTLE, "the bad deployment FAILED", |s| {
         s.deployments().iter().any(|d| d.status() == Some("PRIMARY") && d.rollout_state().map(|r| r.as_str()) == Some("FAILED"))
     })
     .await;
-    let primary = s.deployments().iter().find(|d| d.status() == Some("PRIMARY")).unwrap();
+    let primary = primary_of(&s);
     assert_eq!(primary.task_definition(), Some(bad.as_str()));
     assert_eq!(primary.rollout_state_reason(), Some("ECS deployment circuit breaker: tasks failed to start."), "{}", summary(&s));
     assert!(primary.failed_tasks() >= 3, "{}", summary(&s));
@@ -645,10 +635,10 @@ async fn circuit_breaker_without_rollback_leaves_a_failed_primary() {
     }
     let bad_count = |tasks: Vec<Task>| tasks.iter().filter(|t| t.task_definition_arn() == Some(bad.as_str())).count();
     let tried = bad_count(service_tasks(&ecs, name, "STOPPED").await);
-    let failed = describe_service(&ecs, name).await.deployments().iter().find(|d| d.status() == Some("PRIMARY")).unwrap().failed_tasks();
+    let failed = primary_of(&describe_service(&ecs, name).await).failed_tasks();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let s = describe_service(&ecs, name).await;
-    let primary = s.deployments().iter().find(|d| d.status() == Some("PRIMARY")).unwrap();
+    let primary = primary_of(&s);
     assert_eq!(primary.rollout_state().map(|r| r.as_str()), Some("FAILED"), "{}", summary(&s));
     assert_eq!(primary.failed_tasks(), failed, "{}", summary(&s));
     assert_eq!(bad_count(service_tasks(&ecs, name, "STOPPED").await), tried, "a FAILED deployment starts nothing more\n{}", summary(&s));
@@ -948,18 +938,9 @@ async fn circuit_breaker_rolls_back_a_revision_without_health_check() {
     let name = "breaker-plain";
     let good = register(&ecs, name, None, vec![web(&h.image, "1", false)]).await;
     let bad = register(&ecs, name, None, vec![container("web", &h.image).memory(32).command("sh").command("-c").command("exit 1").build()]).await;
-    ecs.create_service()
-        .cluster(CLUSTER)
-        .service_name(name)
-        .task_definition(&good)
-        .desired_count(2)
-        .deployment_configuration(deployment_config(100, 200, true))
-        .send()
-        .await
-        .expect("CreateService");
+    create_service(&ecs, name, &good, 2, deployment_config(100, 200, true)).await;
     wait_steady_on(&ecs, name, &good, 0).await;
-    let updated = ecs.update_service().cluster(CLUSTER).service(name).task_definition(&bad).send().await.expect("UpdateService");
-    let bad_id = updated.service().unwrap().deployments().iter().find(|d| d.status() == Some("PRIMARY")).unwrap().id().unwrap().to_string();
+    let bad_id = primary_of(&update_task_definition(&ecs, name, &bad).await).id().unwrap().to_string();
     let mut bad_completed = None;
     let deadline = Instant::now() + SETTLE;
     let s = loop {

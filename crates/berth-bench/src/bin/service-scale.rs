@@ -17,10 +17,8 @@
 //! `--host-lost-after` is passed to `berth server` only when given (the
 //! server's default is 10 s).
 
-use berth_agent::control::{AgentCredentials, ControlPlane, HttpControlPlane};
-use berth_agent::host::HostResources;
-use berth_agent::sim::{SimHostSpec, sim_host};
-use berth_bench::{call, rss_kib, spawn_server_with};
+use berth_agent::control::{ControlPlane, HttpControlPlane};
+use berth_bench::{arg, call, client, create_sim_cluster, given, raise_nofile, rss_kib, spawn_server_with, start_sim_host, wait_registered};
 use berth_runtime::{ContainerRuntime, ContainerState, FakeRuntime};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -29,29 +27,6 @@ use std::time::{Duration, Instant};
 
 const AKID: &str = "AKIASERVICESCALEXXXX";
 const SECRET: &str = "servicescaleservicescaleservicescalexxxx";
-
-fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn given(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
-
-/// Thousands of long polls need thousands of descriptors, here and in the
-/// server (which inherits the limit).
-fn raise_nofile() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
 
 /// DescribeServices, retried: a server busy enough to time a call out is
 /// part of what is measured, not a reason to stop.
@@ -107,28 +82,14 @@ async fn main() {
     let server_pid = server.pid;
     let _server = server.process;
     let endpoint = server.endpoint;
-    let creds = || AgentCredentials { access_key_id: AKID.into(), secret_access_key: SECRET.into() };
-    let client = HttpControlPlane::new(&endpoint, "us-east-1", creds()).unwrap();
-    call(&client, "CreateCluster", json!({"clusterName": "sim"})).await;
-    call(&client, "RegisterTaskDefinition", json!({"family": "scale", "containerDefinitions": [
-        {"name": "app", "image": "sim/app:1", "command": ["serve"], "memory": 16, "cpu": 8, "essential": true}
-    ]}))
-    .await;
+    let client = client(&endpoint, AKID, SECRET);
+    create_sim_cluster(&client, "scale").await;
 
     let started = Instant::now();
     let mut agents = Vec::with_capacity(hosts);
     for i in 0..hosts {
-        let control: Arc<dyn ControlPlane> = Arc::new(HttpControlPlane::new(&endpoint, "us-east-1", creds()).unwrap());
         let state_dir = hosts_dir.path().join(format!("host-{i}"));
-        let spec = SimHostSpec {
-            cluster: "sim".into(),
-            region: "us-east-1".into(),
-            availability_zone: format!("us-east-1{}", ["a", "b", "c"][i % 3]),
-            instance_type: "sim.large".into(),
-            resources: HostResources { cpu_units: 2048, memory_mib: 4096 },
-            state_dir: state_dir.clone(),
-        };
-        let sim = sim_host(spec, control, Arc::new(berth_clock::SystemClock)).unwrap();
+        let sim = start_sim_host(&endpoint, AKID, SECRET, i, state_dir.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let engine = sim.engine;
         let join = tokio::spawn(async move {
@@ -136,15 +97,7 @@ async fn main() {
         });
         agents.push(SimAgent { runtime: sim.runtime, state_dir, stop: Some(stop), join });
     }
-    loop {
-        let d = call(&client, "DescribeClusters", json!({"clusters": ["sim"]})).await;
-        if d["clusters"][0]["registeredContainerInstancesCount"].as_u64().unwrap_or(0) as usize >= hosts {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    println!("{hosts} simulated hosts registered in {:.1} s", started.elapsed().as_secs_f64());
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_registered(&client, hosts, started).await;
 
     // 1. A service of N tasks.
     let t0 = Instant::now();

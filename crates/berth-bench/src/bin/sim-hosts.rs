@@ -9,10 +9,7 @@
 //! sim-hosts --berth target/release/berth [--hosts 1000] [--tasks 5000] [--concurrency 16]
 //! ```
 
-use berth_agent::control::{AgentCredentials, ControlPlane, HttpControlPlane};
-use berth_bench::{call, rss_kib, spawn_server};
-use berth_agent::host::HostResources;
-use berth_agent::sim::{SimHostSpec, sim_host};
+use berth_bench::{arg, call, client, cluster_counts, create_sim_cluster, raise_nofile, rss_kib, spawn_server, start_sim_host, wait_registered};
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,31 +17,6 @@ use std::time::{Duration, Instant};
 
 const AKID: &str = "AKIASIMHOSTSSIMHOSTS";
 const SECRET: &str = "simhostssimhostssimhostssimhostssimhosts";
-
-fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Thousands of long polls need thousands of descriptors, here and in the
-/// server (which inherits the limit).
-fn raise_nofile() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
-async fn cluster_counts(c: &HttpControlPlane) -> (u64, u64, u64) {
-    let d = call(c, "DescribeClusters", json!({"clusters": ["sim"]})).await;
-    let k = &d["clusters"][0];
-    let n = |f: &str| k[f].as_u64().unwrap_or(0);
-    (n("registeredContainerInstancesCount"), n("pendingTasksCount"), n("runningTasksCount"))
-}
 
 #[tokio::main]
 async fn main() {
@@ -60,40 +32,18 @@ async fn main() {
     let server_pid = server.pid;
     let _server = server.process;
     let endpoint = server.endpoint;
-    let creds = || AgentCredentials { access_key_id: AKID.into(), secret_access_key: SECRET.into() };
-    let client = HttpControlPlane::new(&endpoint, "us-east-1", creds()).unwrap();
-    call(&client, "CreateCluster", json!({"clusterName": "sim"})).await;
-    call(&client, "RegisterTaskDefinition", json!({"family": "sim", "containerDefinitions": [
-        {"name": "app", "image": "sim/app:1", "command": ["serve"], "memory": 16, "cpu": 8, "essential": true}
-    ]}))
-    .await;
+    let client = client(&endpoint, AKID, SECRET);
+    create_sim_cluster(&client, "sim").await;
 
     let started = Instant::now();
     for i in 0..hosts {
-        let control: Arc<dyn ControlPlane> = Arc::new(HttpControlPlane::new(&endpoint, "us-east-1", creds()).unwrap());
-        let spec = SimHostSpec {
-            cluster: "sim".into(),
-            region: "us-east-1".into(),
-            availability_zone: format!("us-east-1{}", ["a", "b", "c"][i % 3]),
-            instance_type: "sim.large".into(),
-            resources: HostResources { cpu_units: 2048, memory_mib: 4096 },
-            state_dir: hosts_dir.path().join(format!("host-{i}")),
-        };
-        let sim = sim_host(spec, control, Arc::new(berth_clock::SystemClock)).unwrap();
+        let sim = start_sim_host(&endpoint, AKID, SECRET, i, hosts_dir.path().join(format!("host-{i}")));
         tokio::spawn(async move {
             let _runtime = sim.runtime;
             let _ = sim.engine.run(std::future::pending::<()>()).await;
         });
     }
-    loop {
-        let (registered, _, _) = cluster_counts(&client).await;
-        if registered as usize >= hosts {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    println!("{hosts} simulated hosts registered in {:.1} s", started.elapsed().as_secs_f64());
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_registered(&client, hosts, started).await;
 
     let t0 = Instant::now();
     let calls = tasks.div_ceil(10);

@@ -226,6 +226,11 @@ pub async fn wait_instance(ecs: &aws_sdk_ecs::Client) -> String {
 /// busybox httpd serving /www on 8080 (a dynamic host port in bridge mode),
 /// under Berth's init so SIGTERM ends it (httpd as pid 1 would ignore it).
 pub fn httpd_container(image: &str, stop_timeout: i32) -> ContainerDefinition {
+    httpd_builder(image).stop_timeout(stop_timeout).build()
+}
+
+/// [`httpd_container`] before its stop timeout, to add to.
+pub fn httpd_builder(image: &str) -> aws_sdk_ecs::types::builders::ContainerDefinitionBuilder {
     container("web", image)
         .command("httpd")
         .command("-f")
@@ -235,8 +240,6 @@ pub fn httpd_container(image: &str, stop_timeout: i32) -> ContainerDefinition {
         .command("/www")
         .port_mappings(aws_sdk_ecs::types::PortMapping::builder().container_port(8080).build())
         .linux_parameters(aws_sdk_ecs::types::LinuxParameters::builder().init_process_enabled(true).build())
-        .stop_timeout(stop_timeout)
-        .build()
 }
 
 pub fn push_busybox(registry: &Registry, repo: &str) -> String {
@@ -250,8 +253,7 @@ pub fn push_busybox(registry: &Registry, repo: &str) -> String {
 
 // ---------------------------------------------------------------------------
 // Hosts in network namespaces (as on separate machines), for tests that run
-// one `berth server` and several `berth agent`s. e2e_hosts.rs has its own
-// copies; these are for the other test binaries.
+// one `berth server` and several `berth agent`s.
 
 fn ip_ok(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("ip");
@@ -339,6 +341,15 @@ impl NsAgent {
             .stdout(std::process::Stdio::null());
         let child = cmd.spawn().expect("spawning berth agent");
         NsAgent { child: Some(child), data, bridge, machine, _subnet: subnet }
+    }
+
+    /// Sends `sig` to the agent process (SIGSTOP/SIGCONT to make it go
+    /// silent and come back).
+    pub fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().expect("running").id();
+        // SAFETY: the pid of a child we have not reaped; plain syscall.
+        let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+        assert_eq!(rc, 0);
     }
 }
 

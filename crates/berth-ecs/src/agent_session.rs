@@ -62,6 +62,13 @@ pub async fn discover_poll_endpoint(
     }))
 }
 
+/// The version [`desired_state`] would answer with, from two key reads.
+async fn version_of(store: &dyn Store, keys: &Keys, cluster: &str, instance_id: &str) -> EcsResult<u64> {
+    let epoch = store.get(&keys.instance_epoch(cluster, instance_id)).await?.map(|v| v.mod_revision);
+    let instance = store.get(&keys.container_instance(cluster, instance_id)).await?.ok_or_else(unknown_instance)?;
+    Ok(epoch.unwrap_or(0).max(instance.mod_revision))
+}
+
 /// The instance's current desired state and its version.
 pub async fn desired_state(
     store: &dyn Store,
@@ -134,10 +141,11 @@ pub async fn poll(
     tokio::pin!(epoch_rang, instance_rang);
     epoch_rang.as_mut().enable();
     instance_rang.as_mut().enable();
-    let mut current = desired_state(store, ctx, &keys, &cluster, &id).await?;
     liveness.touch(&current_arn(ctx, &cluster, &id), ctx.now);
-    if req.known_version != Some(current.version) {
-        return Ok(current);
+    // Most polls find nothing new: compare versions (two key reads) before
+    // building the whole desired state.
+    if req.known_version.is_none() || req.known_version != Some(version_of(store, &keys, &cluster, &id).await?) {
+        return desired_state(store, ctx, &keys, &cluster, &id).await;
     }
     let deadline = tokio::time::Instant::now() + hold;
     loop {
@@ -147,16 +155,16 @@ pub async fn poll(
             _ = tokio::time::sleep_until(deadline) => false,
         };
         if !woke {
-            return Ok(current);
+            // Unchanged: the answer is the state the agent already has.
+            return desired_state(store, ctx, &keys, &cluster, &id).await;
         }
         // Re-arm both before reading again.
         epoch_rang.set(epoch_bell.notified());
         instance_rang.set(instance_bell.notified());
         epoch_rang.as_mut().enable();
         instance_rang.as_mut().enable();
-        current = desired_state(store, ctx, &keys, &cluster, &id).await?;
-        if req.known_version != Some(current.version) {
-            return Ok(current);
+        if req.known_version != Some(version_of(store, &keys, &cluster, &id).await?) {
+            return desired_state(store, ctx, &keys, &cluster, &id).await;
         }
     }
 }

@@ -38,6 +38,7 @@ SERVED = {
     "DiscoverPollEndpoint",
     "CreateService", "UpdateService", "DeleteService", "DescribeServices", "ListServices",
     "ListServicesByNamespace",
+    "ListServiceDeployments", "DescribeServiceDeployments", "DescribeServiceRevisions", "StopServiceDeployment",
 }
 
 
@@ -135,9 +136,10 @@ def test_unserved_operation_boto3(ecs):
 
 
 def test_unserved_operation_cli(aws):
-    rc, err = aws.error("ecs", "list-service-deployments", "--service", "nothing")
+    rc, err = aws.error("ecs", "create-task-set", "--cluster", "default", "--service", "nothing",
+                        "--task-definition", "nothing")
     assert "UnsupportedFeatureException" in err
-    assert "ListServiceDeployments" in err
+    assert "CreateTaskSet" in err
 
 
 def test_every_unserved_model_operation_names_itself(berth):

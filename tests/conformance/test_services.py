@@ -1,14 +1,19 @@
 """Services: CreateService, UpdateService, DeleteService, DescribeServices,
-ListServices, ListServicesByNamespace, and tagging services. Desired state
-only: no controller runs tasks for them yet, so counts stay 0."""
+ListServices, ListServicesByNamespace, and tagging services, against a
+server with no agent: clusters here have no container instances unless a
+test registers one (then tasks are placed but no agent ever runs them), so
+services' counts stay 0. Services running real tasks are covered by
+test_up_services.py and crates/berth-sdk-tests/tests/e2e_services.rs."""
 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
 from conftest import ACCOUNT_ID, ROOT_ARN, assert_recent, error_code, error_message, tags_dict, unique
+from test_tasks import register_instance
 
 PREFIX = f"arn:aws:ecs:us-east-1:{ACCOUNT_ID}"
 
@@ -197,7 +202,16 @@ def test_update_service_deployments(ecs, cluster):
 
 
 def test_delete_service_drains(ecs, cluster):
+    # Tasks placed on an instance whose agent never runs them keep the
+    # deleted service DRAINING: nothing ever reports them STOPPED.
+    register_instance(ecs, cluster)
     ecs.create_service(cluster=cluster, serviceName="web", taskDefinition=cluster, desiredCount=2)
+    placed = ecs.list_tasks(cluster=cluster, serviceName="web")["taskArns"]
+    deadline = time.monotonic() + 10
+    while len(placed) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        placed = ecs.list_tasks(cluster=cluster, serviceName="web")["taskArns"]
+    assert len(placed) == 2
     with pytest.raises(ecs.exceptions.InvalidParameterException) as e:
         ecs.delete_service(cluster=cluster, service="web")
     assert error_message(e) == "The service cannot be stopped while it is scaled above 0."
@@ -274,6 +288,9 @@ def test_services_with_the_cli(aws, cluster):
     assert "The service cannot be stopped while it is scaled above 0." in err
     deleted = aws("ecs", "delete-service", "--cluster", cluster, "--service", "cli", "--force")["service"]
     assert deleted["status"] == "DRAINING"
+    # No task ever ran (the cluster has no instance): the controller makes
+    # it INACTIVE at once.
+    aws("ecs", "wait", "services-inactive", "--cluster", cluster, "--services", "cli")
     described = aws("ecs", "describe-services", "--cluster", cluster, "--services", "cli", "ghost")
-    assert [s["status"] for s in described["services"]] == ["DRAINING"]
+    assert [s["status"] for s in described["services"]] == ["INACTIVE"]
     assert described["failures"] == [{"arn": service_arn(cluster, "ghost"), "reason": "MISSING"}]

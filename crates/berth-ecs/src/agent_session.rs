@@ -17,14 +17,13 @@
 //! poll, at most `POLL_HOLD_SECS` away).
 
 use crate::clusters;
-use crate::container_instances::{self, InstanceRecord, InstanceTaskEntry, Liveness};
+use crate::container_instances::{self, InstanceTaskEntry, Liveness};
 use crate::context::RequestContext;
 use crate::error::{EcsError, EcsResult};
 use crate::input;
 use crate::keys::Keys;
 use crate::repo;
 use crate::task_definitions::{self, TaskDefinitionRecord};
-use crate::tasks::TaskRecord;
 use berth_agent_protocol::{DesiredState, DesiredTask, PollRequest, PollResponse};
 use berth_store::Store;
 use serde::Deserialize;
@@ -62,6 +61,31 @@ pub async fn discover_poll_endpoint(
     }))
 }
 
+/// The part of a task record the agent is told (a poll decodes only this:
+/// building every answer is the hot path of a host's wake-up).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DesiredFields {
+    task_arn: String,
+    desired_status: String,
+    #[serde(default)]
+    stop_code: Option<String>,
+    #[serde(default)]
+    stopped_reason: Option<String>,
+    family: String,
+    revision: u32,
+    overrides: Value,
+    #[serde(default)]
+    host_ports: Vec<berth_agent_protocol::AssignedPort>,
+    generation: u64,
+}
+
+/// The part of an instance record a poll needs.
+#[derive(Deserialize)]
+struct InstanceStatus {
+    status: String,
+}
+
 /// The version [`desired_state`] would answer with, from two key reads.
 async fn version_of(store: &dyn Store, keys: &Keys, cluster: &str, instance_id: &str) -> EcsResult<u64> {
     let epoch = store.get(&keys.instance_epoch(cluster, instance_id)).await?.map(|v| v.mod_revision);
@@ -80,7 +104,7 @@ pub async fn desired_state(
     // Epoch first: anything committed after this read bumps it again, so
     // the version we answer never claims a state newer than what we read.
     let epoch = store.get(&keys.instance_epoch(cluster, instance_id)).await?.map(|v| v.mod_revision);
-    let Some(instance) = repo::load::<InstanceRecord>(store, &keys.container_instance(cluster, instance_id)).await?
+    let Some(instance) = repo::load::<InstanceStatus>(store, &keys.container_instance(cluster, instance_id)).await?
     else {
         return Err(unknown_instance());
     };
@@ -90,7 +114,7 @@ pub async fn desired_state(
     let mut tasks = Vec::new();
     for (k, _) in entries {
         let task_id = k.rsplit('/').next().unwrap_or_default();
-        let Some(t) = repo::load::<TaskRecord>(store, &keys.task(cluster, task_id)).await? else { continue };
+        let Some(t) = repo::load::<DesiredFields>(store, &keys.task(cluster, task_id)).await? else { continue };
         let t = t.record;
         let td_key = (t.family.clone(), t.revision);
         if !definitions.contains_key(&td_key) {

@@ -51,13 +51,9 @@ impl Reporter {
         .await;
     }
 
-    /// Sends reports forever. Different tasks' reports travel concurrently
-    /// (at most [`MAX_TASKS_IN_FLIGHT`] tasks at a time): a host starting
-    /// ten tasks should not wait for ten round trips in a row. One task's
-    /// reports still go one after the other, in order.
+    /// Sends reports forever.
     pub async fn run(self: Arc<Self>, control: Arc<dyn ControlPlane>) {
         let mut backoff = Duration::from_millis(100);
-        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_TASKS_IN_FLIGHT));
         loop {
             let batch: Vec<(String, VecDeque<Value>)> = {
                 let mut p = self.pending.lock().unwrap_or_else(|p| p.into_inner());
@@ -69,33 +65,32 @@ impl Reporter {
                 self.wake.notified().await;
                 continue;
             }
-            let mut sends = tokio::task::JoinSet::new();
-            for (arn, queue) in batch {
-                let (control, slots) = (control.clone(), slots.clone());
-                sends.spawn(async move {
-                    // The semaphore is never closed, so a permit always comes.
-                    let _slot = slots.acquire_owned().await.ok();
-                    send_in_order(control.as_ref(), arn, queue).await
-                });
-            }
             let mut failed = false;
-            while let Some(done) = sends.join_next().await {
-                // A send task only ends by returning (it never panics: it
-                // holds no lock and unwraps nothing), so Err cannot happen.
-                let Ok((arn, undelivered)) = done else { continue };
-                if undelivered.is_empty() {
-                    continue;
+            for (arn, mut queue) in batch {
+                while let Some(body) = queue.pop_front() {
+                    match control.call("SubmitTaskStateChange", body.clone()).await {
+                        Ok(_) => {}
+                        Err(ControlError::Api { code, message }) => {
+                            // The server refused it for good (unknown task,
+                            // invalid field): retrying cannot help.
+                            tracing::warn!(task = %arn, %code, %message, "state change refused");
+                        }
+                        Err(e) => {
+                            tracing::debug!(task = %arn, error = %e, "state change not delivered; will retry");
+                            failed = true;
+                            // Put the undelivered ones back in front of
+                            // anything submitted meanwhile.
+                            queue.push_front(body);
+                            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+                            let newer = pending.remove(&arn).unwrap_or_default();
+                            for b in newer {
+                                enqueue(&mut queue, b);
+                            }
+                            pending.insert(arn.clone(), queue);
+                            break;
+                        }
+                    }
                 }
-                failed = true;
-                // Put the undelivered ones back in front of anything
-                // submitted meanwhile.
-                let mut queue = undelivered;
-                let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-                let newer = pending.remove(&arn).unwrap_or_default();
-                for b in newer {
-                    enqueue(&mut queue, b);
-                }
-                pending.insert(arn, queue);
             }
             *self.in_flight.lock().unwrap_or_else(|p| p.into_inner()) = 0;
             if failed {
@@ -106,30 +101,6 @@ impl Reporter {
             }
         }
     }
-}
-
-/// How many tasks' reports are sent at once.
-pub const MAX_TASKS_IN_FLIGHT: usize = 8;
-
-/// Sends one task's reports in order; returns what could not be delivered
-/// (empty when all landed or were refused for good).
-async fn send_in_order(control: &dyn ControlPlane, arn: String, mut queue: VecDeque<Value>) -> (String, VecDeque<Value>) {
-    while let Some(body) = queue.pop_front() {
-        match control.call("SubmitTaskStateChange", body.clone()).await {
-            Ok(_) => {}
-            Err(ControlError::Api { code, message }) => {
-                // The server refused it for good (unknown task, invalid
-                // field): retrying cannot help.
-                tracing::warn!(task = %arn, %code, %message, "state change refused");
-            }
-            Err(e) => {
-                tracing::debug!(task = %arn, error = %e, "state change not delivered; will retry");
-                queue.push_front(body);
-                break;
-            }
-        }
-    }
-    (arn, queue)
 }
 
 /// Appends a report, replacing the last queued one when the task status is
@@ -167,39 +138,6 @@ mod tests {
         async fn poll(&self, _req: &PollRequest) -> Result<PollResponse, ControlError> {
             Err(ControlError::Unreachable("not used".into()))
         }
-    }
-
-    /// Answers only once two calls are in flight at the same time.
-    struct NeedsTwo {
-        barrier: tokio::sync::Barrier,
-    }
-
-    #[async_trait::async_trait]
-    impl ControlPlane for NeedsTwo {
-        async fn call(&self, _op: &str, _body: Value) -> Result<Value, ControlError> {
-            self.barrier.wait().await;
-            Ok(json!({}))
-        }
-        async fn poll(&self, _req: &PollRequest) -> Result<PollResponse, ControlError> {
-            Err(ControlError::Unreachable("not used".into()))
-        }
-    }
-
-    #[tokio::test]
-    async fn different_tasks_report_concurrently() {
-        let control = Arc::new(NeedsTwo { barrier: tokio::sync::Barrier::new(2) });
-        let reporter = Reporter::new();
-        reporter.submit("a", report("RUNNING", 1));
-        reporter.submit("b", report("RUNNING", 1));
-        let task = tokio::spawn(reporter.clone().run(control));
-        let done = tokio::time::timeout(Duration::from_secs(5), async {
-            while !reporter.idle() {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await;
-        task.abort();
-        assert!(done.is_ok(), "sent one after the other, the first call would wait forever");
     }
 
     fn report(status: &str, n: u32) -> Value {

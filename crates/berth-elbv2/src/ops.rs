@@ -1,0 +1,1189 @@
+//! The ELBv2 operations.
+//!
+//! Target health without a data plane: a registered target whose group no
+//! listener or rule forwards to reports `unused` / `Target.NotInUse`; one
+//! whose group is in use reports `initial` / `Elb.RegistrationInProgress`
+//! (nothing ever probes it, so it stays there); a target asked about but not
+//! registered reports `unused` / `Target.NotRegistered`. These are ELB's own
+//! states, reasons and descriptions.
+
+use crate::form::Form;
+use crate::model::*;
+use crate::xml::Xml;
+use crate::{Elbv2Error, Elbv2Request};
+use berth_store::Store;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const UNSUPPORTED: &[&str] = &[
+    "AddListenerCertificates", "AddTrustStoreRevocations", "CreateTrustStore",
+    "DeleteSharedTrustStoreAssociation", "DeleteTrustStore", "DescribeAccountLimits",
+    "DescribeCapacityReservation", "DescribeListenerAttributes", "DescribeListenerCertificates",
+    "DescribeSSLPolicies", "DescribeTrustStoreAssociations", "DescribeTrustStoreRevocations",
+    "DescribeTrustStores", "GetResourcePolicy", "GetTrustStoreCaCertificatesBundle",
+    "GetTrustStoreRevocationContent", "ModifyCapacityReservation", "ModifyIpPools", "ModifyListener",
+    "ModifyListenerAttributes", "ModifyRule", "ModifyTrustStore", "RemoveListenerCertificates",
+    "RemoveTrustStoreRevocations", "SetIpAddressType", "SetSecurityGroups", "SetSubnets",
+];
+
+struct Ctx<'a> {
+    account: &'a str,
+    region: &'a str,
+    now: SystemTime,
+    f: Form,
+}
+
+fn v(msg: impl Into<String>) -> Elbv2Error {
+    Elbv2Error::Validation(msg.into())
+}
+
+pub async fn dispatch(store: &dyn Store, req: &Elbv2Request<'_>) -> Result<String, Elbv2Error> {
+    let f = Form::from_params(req.params);
+    let action = f.get("Action").unwrap_or("").to_string();
+    let cx = Ctx { account: req.account.as_str(), region: req.region.as_str(), now: req.now, f };
+    let key = state_key(cx.account, cx.region);
+    let mut x = Xml::response(&action, req.request_id);
+    match action.as_str() {
+        "CreateLoadBalancer" => {
+            let lb = update(store, &key, |s| create_lb(&cx, s)).await?;
+            x.members("LoadBalancers", &[lb], write_lb);
+        }
+        "DescribeLoadBalancers" => {
+            let (s, _) = load(store, &key).await?;
+            describe_lbs(&cx, &s, &mut x)?;
+        }
+        "DeleteLoadBalancer" => update(store, &key, |s| delete_lb(&cx, s)).await?,
+        "CreateTargetGroup" => {
+            let tg = update(store, &key, |s| create_tg(&cx, s)).await?;
+            x.members("TargetGroups", &[tg], write_tg_with(&State::default()));
+        }
+        "DescribeTargetGroups" => {
+            let (s, _) = load(store, &key).await?;
+            describe_tgs(&cx, &s, &mut x)?;
+        }
+        "ModifyTargetGroup" => {
+            let (tg, s) = update(store, &key, |s| modify_tg(&cx, s).map(|tg| (tg, s.clone()))).await?;
+            x.members("TargetGroups", &[tg], write_tg_with(&s));
+        }
+        "DeleteTargetGroup" => update(store, &key, |s| delete_tg(&cx, s)).await?,
+        "CreateListener" => {
+            let l = update(store, &key, |s| create_listener(&cx, s)).await?;
+            x.members("Listeners", &[l], write_listener);
+        }
+        "DescribeListeners" => {
+            let (s, _) = load(store, &key).await?;
+            describe_listeners(&cx, &s, &mut x)?;
+        }
+        "DeleteListener" => update(store, &key, |s| delete_listener(&cx, s)).await?,
+        "CreateRule" => {
+            let r = update(store, &key, |s| create_rule(&cx, s)).await?;
+            x.members("Rules", &[RuleView::Rule(r)], write_rule);
+        }
+        "DescribeRules" => {
+            let (s, _) = load(store, &key).await?;
+            describe_rules(&cx, &s, &mut x)?;
+        }
+        "DeleteRule" => update(store, &key, |s| delete_rule(&cx, s)).await?,
+        "SetRulePriorities" => {
+            let rules = update(store, &key, |s| set_priorities(&cx, s)).await?;
+            let views: Vec<RuleView> = rules.into_iter().map(RuleView::Rule).collect();
+            x.members("Rules", &views, write_rule);
+        }
+        "RegisterTargets" => update(store, &key, |s| register(&cx, s, true)).await?,
+        "DeregisterTargets" => update(store, &key, |s| register(&cx, s, false)).await?,
+        "DescribeTargetHealth" => {
+            let (s, _) = load(store, &key).await?;
+            describe_health(&cx, &s, &mut x)?;
+        }
+        "DescribeTargetGroupAttributes" | "DescribeLoadBalancerAttributes" => {
+            let (s, _) = load(store, &key).await?;
+            let attrs = attributes(&cx, &s, action.starts_with("DescribeTargetGroup"))?;
+            write_attrs(&mut x, &attrs);
+        }
+        "ModifyTargetGroupAttributes" | "ModifyLoadBalancerAttributes" => {
+            let tg = action.starts_with("ModifyTargetGroup");
+            let attrs = update(store, &key, |s| modify_attributes(&cx, s, tg)).await?;
+            write_attrs(&mut x, &attrs);
+        }
+        "AddTags" => update(store, &key, |s| tags(&cx, s, true)).await?,
+        "RemoveTags" => update(store, &key, |s| tags(&cx, s, false)).await?,
+        "DescribeTags" => {
+            let (s, _) = load(store, &key).await?;
+            describe_tags(&cx, &s, &mut x)?;
+        }
+        a if UNSUPPORTED.contains(&a) => return Err(Elbv2Error::UnsupportedOperation(a.to_string())),
+        a => return Err(Elbv2Error::InvalidAction(a.to_string())),
+    }
+    Ok(x.finish())
+}
+
+// ---- helpers ----
+
+fn hex_id(parts: &[&str], now: SystemTime, len: usize) -> String {
+    let nanos = now.duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    h.update(nanos.to_le_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>()[..len].to_string()
+}
+
+/// ISO 8601 in UTC with milliseconds, as ELB writes CreatedTime.
+fn iso8601(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), Elbv2Error> {
+    if name.len() > 32 {
+        return Err(v(format!("{what} name '{name}' cannot be longer than '32' characters")));
+    }
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(v(format!(
+            "{what} name '{name}' can only contain characters that are alphanumeric characters or hyphens(-)"
+        )));
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return Err(v(format!("{what} name '{name}' cannot begin or end with '-'")));
+    }
+    if what == "Load balancer" && name.starts_with("internal-") {
+        return Err(v(format!("Load balancer name '{name}' cannot begin with 'internal-'")));
+    }
+    Ok(())
+}
+
+fn port(f: &Form, key: &str) -> Result<Option<u16>, Elbv2Error> {
+    match f.int(key)? {
+        None => Ok(None),
+        Some(p) if (1..=65535).contains(&p) => Ok(Some(p as u16)),
+        Some(p) => Err(v(format!(
+            "1 validation error detected: Value '{p}' at 'port' failed to satisfy constraint: Member must have value less than or equal to 65535"
+        ))),
+    }
+}
+
+fn lb_by_arn<'s>(s: &'s State, arn: &str) -> Result<&'s LoadBalancer, Elbv2Error> {
+    s.load_balancers.iter().find(|l| l.arn == arn).ok_or(Elbv2Error::LoadBalancerNotFound)
+}
+
+fn tg_by_arn<'s>(s: &'s State, arn: &str) -> Result<&'s TargetGroup, Elbv2Error> {
+    s.target_groups.iter().find(|t| t.arn == arn).ok_or(Elbv2Error::TargetGroupNotFound)
+}
+
+fn listener_by_arn<'s>(s: &'s State, arn: &str) -> Result<&'s Listener, Elbv2Error> {
+    s.listeners.iter().find(|l| l.arn == arn).ok_or(Elbv2Error::ListenerNotFound)
+}
+
+fn tg_in_use(s: &State, arn: &str) -> bool {
+    s.listeners.iter().flat_map(|l| &l.default_actions).chain(s.rules.iter().flat_map(|r| &r.actions)).any(|a| a.target_groups().contains(&arn))
+}
+
+/// Marker/PageSize paging over an already filtered list: the marker is the
+/// index of the next item.
+fn page<T: Clone>(f: &Form, items: &[T]) -> Result<(Vec<T>, Option<String>), Elbv2Error> {
+    let size = match f.int("PageSize")? {
+        None => 400,
+        Some(n) if (1..=400).contains(&n) => n as usize,
+        Some(n) => {
+            return Err(v(format!(
+                "1 validation error detected: Value '{n}' at 'pageSize' failed to satisfy constraint: Member must have value less than or equal to 400"
+            )));
+        }
+    };
+    let start = match f.get("Marker") {
+        None => 0,
+        Some(m) => m.parse::<usize>().ok().filter(|i| *i <= items.len()).ok_or_else(|| v("Invalid marker"))?,
+    };
+    let end = (start + size).min(items.len());
+    let next = (end < items.len()).then(|| end.to_string());
+    Ok((items[start..end].to_vec(), next))
+}
+
+// ---- load balancers ----
+
+fn create_lb(cx: &Ctx, s: &mut State) -> Result<LoadBalancer, Elbv2Error> {
+    let f = &cx.f;
+    let name = f.required("Name")?.to_string();
+    check_name("Load balancer", &name)?;
+    let kind = f.get("Type").unwrap_or("application").to_string();
+    let short = match kind.as_str() {
+        "application" => "app",
+        "network" => "net",
+        other => return Err(v(format!("Load balancer type '{other}' is not supported"))),
+    };
+    let scheme = f.get("Scheme").unwrap_or("internet-facing").to_string();
+    if scheme != "internet-facing" && scheme != "internal" {
+        return Err(v(format!("Scheme '{scheme}' is not valid")));
+    }
+    let ip_address_type = f.get("IpAddressType").unwrap_or("ipv4").to_string();
+    if !["ipv4", "dualstack", "dualstack-without-public-ipv4"].contains(&ip_address_type.as_str()) {
+        return Err(v(format!("IP address type '{ip_address_type}' is not valid")));
+    }
+    let mut subnets = f.strings("Subnets");
+    subnets.extend(f.members("SubnetMappings").iter().filter_map(|m| m.get("SubnetId").map(str::to_string)));
+    if kind == "application" && subnets.len() < 2 {
+        return Err(v("At least two subnets in two different Availability Zones must be specified"));
+    }
+    if subnets.is_empty() {
+        return Err(v("At least one subnet must be specified"));
+    }
+    let tags = parse_tags(f)?;
+    if let Some(existing) = s.load_balancers.iter().find(|l| l.name == name) {
+        // CreateLoadBalancer is idempotent for the same settings, as in AWS.
+        if existing.kind == kind && existing.scheme == scheme {
+            return Ok(existing.clone());
+        }
+        return Err(Elbv2Error::DuplicateLoadBalancerName(name));
+    }
+    let id = hex_id(&[cx.account, cx.region, "lb", &name], cx.now, 16);
+    let mut attributes = BTreeMap::new();
+    attributes.insert("deletion_protection.enabled".to_string(), "false".to_string());
+    if kind == "application" {
+        attributes.insert("idle_timeout.timeout_seconds".to_string(), "60".to_string());
+        attributes.insert("routing.http2.enabled".to_string(), "true".to_string());
+    } else {
+        attributes.insert("load_balancing.cross_zone.enabled".to_string(), "false".to_string());
+    }
+    let prefix = if scheme == "internal" { "internal-" } else { "" };
+    let lb = LoadBalancer {
+        arn: format!("arn:aws:elasticloadbalancing:{}:{}:loadbalancer/{short}/{name}/{id}", cx.region, cx.account),
+        dns_name: format!("{prefix}{name}-{}.{}.elb.localhost", &id[..10], cx.region),
+        name,
+        kind,
+        scheme,
+        created: iso8601(cx.now),
+        vpc_id: "vpc-default".to_string(),
+        subnets,
+        security_groups: f.strings("SecurityGroups"),
+        ip_address_type,
+        attributes,
+        tags,
+    };
+    s.load_balancers.push(lb.clone());
+    Ok(lb)
+}
+
+fn write_lb(x: &mut Xml, lb: &LoadBalancer) {
+    x.text("LoadBalancerArn", &lb.arn)
+        .text("DNSName", &lb.dns_name)
+        .text("CanonicalHostedZoneId", "Z00BERTHELB0000")
+        .text("CreatedTime", &lb.created)
+        .text("LoadBalancerName", &lb.name)
+        .text("Scheme", &lb.scheme)
+        .text("VpcId", &lb.vpc_id);
+    x.open("State").text("Code", "active").close("State");
+    x.text("Type", &lb.kind);
+    x.members("AvailabilityZones", &lb.subnets, |x, subnet| {
+        x.text("SubnetId", subnet);
+    });
+    if lb.kind == "application" {
+        x.strings("SecurityGroups", &lb.security_groups);
+    }
+    x.text("IpAddressType", &lb.ip_address_type);
+}
+
+fn describe_lbs(cx: &Ctx, s: &State, x: &mut Xml) -> Result<(), Elbv2Error> {
+    let arns = cx.f.strings("LoadBalancerArns");
+    let names = cx.f.strings("Names");
+    if !arns.is_empty() && !names.is_empty() {
+        return Err(v("Load balancer names and load balancer ARNs cannot be specified at the same time"));
+    }
+    let found: Vec<LoadBalancer> = if !arns.is_empty() {
+        arns.iter().map(|a| lb_by_arn(s, a).cloned()).collect::<Result<_, _>>()?
+    } else if !names.is_empty() {
+        names
+            .iter()
+            .map(|n| s.load_balancers.iter().find(|l| &l.name == n).cloned().ok_or(Elbv2Error::LoadBalancerNotFound))
+            .collect::<Result<_, _>>()?
+    } else {
+        s.load_balancers.clone()
+    };
+    let (items, next) = page(&cx.f, &found)?;
+    x.members("LoadBalancers", &items, write_lb);
+    x.opt("NextMarker", next.as_deref());
+    Ok(())
+}
+
+fn delete_lb(cx: &Ctx, s: &mut State) -> Result<(), Elbv2Error> {
+    let arn = cx.f.required("LoadBalancerArn")?.to_string();
+    // Deleting a missing load balancer succeeds, as in AWS; a malformed ARN does not.
+    if !arn.starts_with("arn:") {
+        return Err(v(format!("'{arn}' is not a valid load balancer ARN")));
+    }
+    if let Some(lb) = s.load_balancers.iter().find(|l| l.arn == arn)
+        && lb.attributes.get("deletion_protection.enabled").map(String::as_str) == Some("true") {
+            return Err(Elbv2Error::InvalidConfigurationRequest(format!(
+                "Load balancer '{arn}' cannot be deleted because deletion protection is enabled"
+            )));
+        }
+    let listeners: Vec<String> = s.listeners.iter().filter(|l| l.lb_arn == arn).map(|l| l.arn.clone()).collect();
+    s.rules.retain(|r| !listeners.contains(&r.listener_arn));
+    s.listeners.retain(|l| l.lb_arn != arn);
+    s.load_balancers.retain(|l| l.arn != arn);
+    Ok(())
+}
+
+// ---- target groups ----
+
+const TG_PROTOCOLS: &[&str] = &["HTTP", "HTTPS", "TCP", "TLS", "UDP", "TCP_UDP"];
+
+fn default_health(protocol: &str) -> HealthCheck {
+    let http = protocol == "HTTP" || protocol == "HTTPS";
+    HealthCheck {
+        enabled: true,
+        protocol: if http { protocol.to_string() } else { "TCP".to_string() },
+        port: "traffic-port".to_string(),
+        path: http.then(|| "/".to_string()),
+        interval: 30,
+        timeout: if http { 5 } else { 10 },
+        healthy: 5,
+        unhealthy: 2,
+        matcher: http.then(|| "200".to_string()),
+    }
+}
+
+fn apply_health(f: &Form, h: &mut HealthCheck) -> Result<(), Elbv2Error> {
+    if let Some(e) = f.bool("HealthCheckEnabled")? {
+        h.enabled = e;
+    }
+    if let Some(p) = f.get("HealthCheckProtocol") {
+        if !["HTTP", "HTTPS", "TCP"].contains(&p) {
+            return Err(v(format!("Health check protocol '{p}' is not supported")));
+        }
+        h.protocol = p.to_string();
+        if p != "TCP" && h.path.is_none() {
+            h.path = Some("/".to_string());
+            h.matcher = Some("200".to_string());
+        }
+    }
+    if let Some(p) = f.get("HealthCheckPort") {
+        if p != "traffic-port" && !p.parse::<u16>().is_ok_and(|n| n >= 1) {
+            return Err(v(format!("Health check port '{p}' must be 'traffic-port' or between 1 and 65535")));
+        }
+        h.port = p.to_string();
+    }
+    if let Some(p) = f.get("HealthCheckPath") {
+        if !p.starts_with('/') || p.len() > 1024 {
+            return Err(v("Health check path must begin with a '/' character, and can be at most 1024 characters in length"));
+        }
+        h.path = Some(p.to_string());
+    }
+    let ranged = |key: &str, lo: i64, hi: i64| -> Result<Option<u32>, Elbv2Error> {
+        match f.int(key)? {
+            None => Ok(None),
+            Some(n) if (lo..=hi).contains(&n) => Ok(Some(n as u32)),
+            Some(n) => Err(v(format!(
+                "1 validation error detected: Value '{n}' at '{}' failed to satisfy constraint: Member must have value between {lo} and {hi}",
+                key[..1].to_lowercase() + &key[1..]
+            ))),
+        }
+    };
+    if let Some(n) = ranged("HealthCheckIntervalSeconds", 5, 300)? {
+        h.interval = n;
+    }
+    if let Some(n) = ranged("HealthCheckTimeoutSeconds", 2, 120)? {
+        h.timeout = n;
+    }
+    if let Some(n) = ranged("HealthyThresholdCount", 2, 10)? {
+        h.healthy = n;
+    }
+    if let Some(n) = ranged("UnhealthyThresholdCount", 2, 10)? {
+        h.unhealthy = n;
+    }
+    if let Some(m) = f.get("Matcher.HttpCode") {
+        h.matcher = Some(m.to_string());
+    }
+    if h.timeout >= h.interval {
+        return Err(v("Health check timeout must be smaller than the interval"));
+    }
+    Ok(())
+}
+
+fn create_tg(cx: &Ctx, s: &mut State) -> Result<TargetGroup, Elbv2Error> {
+    let f = &cx.f;
+    let name = f.required("Name")?.to_string();
+    check_name("Target group", &name)?;
+    let target_type = f.get("TargetType").unwrap_or("instance").to_string();
+    if !["instance", "ip"].contains(&target_type.as_str()) {
+        return Err(v(format!("Target type '{target_type}' is not supported")));
+    }
+    let protocol = f.required("Protocol")?.to_string();
+    if !TG_PROTOCOLS.contains(&protocol.as_str()) {
+        return Err(v(format!(
+            "1 validation error detected: Value '{protocol}' at 'protocol' failed to satisfy constraint: Member must satisfy enum value set: [HTTP, HTTPS, TCP, TLS, UDP, TCP_UDP]"
+        )));
+    }
+    let port = port(f, "Port")?.ok_or_else(|| v("A port must be specified"))?;
+    let vpc_id = f.required("VpcId")?.to_string();
+    let mut health = default_health(&protocol);
+    apply_health(f, &mut health)?;
+    let tags = parse_tags(f)?;
+    if let Some(existing) = s.target_groups.iter().find(|t| t.name == name) {
+        if existing.protocol == protocol && existing.port == port && existing.target_type == target_type && existing.health == health {
+            return Ok(existing.clone());
+        }
+        return Err(Elbv2Error::DuplicateTargetGroupName(name));
+    }
+    let id = hex_id(&[cx.account, cx.region, "tg", &name], cx.now, 16);
+    let mut attributes: BTreeMap<String, String> = [
+        ("deregistration_delay.timeout_seconds", "300"),
+        ("stickiness.enabled", "false"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    if protocol == "HTTP" || protocol == "HTTPS" {
+        for (k, val) in [
+            ("stickiness.type", "lb_cookie"),
+            ("stickiness.lb_cookie.duration_seconds", "86400"),
+            ("slow_start.duration_seconds", "0"),
+            ("load_balancing.algorithm.type", "round_robin"),
+        ] {
+            attributes.insert(k.to_string(), val.to_string());
+        }
+    } else {
+        attributes.insert("stickiness.type".to_string(), "source_ip".to_string());
+    }
+    let tg = TargetGroup {
+        arn: format!("arn:aws:elasticloadbalancing:{}:{}:targetgroup/{name}/{id}", cx.region, cx.account),
+        name,
+        protocol,
+        port,
+        vpc_id,
+        target_type,
+        health,
+        attributes,
+        tags,
+        targets: Vec::new(),
+    };
+    s.target_groups.push(tg.clone());
+    Ok(tg)
+}
+
+fn write_tg_with(s: &State) -> impl FnMut(&mut Xml, &TargetGroup) + '_ {
+    move |x, tg| {
+        let h = &tg.health;
+        x.text("TargetGroupArn", &tg.arn)
+            .text("TargetGroupName", &tg.name)
+            .text("Protocol", &tg.protocol)
+            .num("Port", tg.port)
+            .text("VpcId", &tg.vpc_id)
+            .text("HealthCheckProtocol", &h.protocol)
+            .text("HealthCheckPort", &h.port)
+            .bool("HealthCheckEnabled", h.enabled)
+            .num("HealthCheckIntervalSeconds", h.interval)
+            .num("HealthCheckTimeoutSeconds", h.timeout)
+            .num("HealthyThresholdCount", h.healthy)
+            .num("UnhealthyThresholdCount", h.unhealthy)
+            .opt("HealthCheckPath", h.path.as_deref());
+        if let Some(m) = &h.matcher {
+            x.open("Matcher").text("HttpCode", m).close("Matcher");
+        }
+        let lbs = lbs_of_tg(s, &tg.arn);
+        x.strings("LoadBalancerArns", &lbs);
+        x.text("TargetType", &tg.target_type).text("IpAddressType", "ipv4");
+    }
+}
+
+fn lbs_of_tg(s: &State, tg: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for l in &s.listeners {
+        let rules = s.rules.iter().filter(|r| r.listener_arn == l.arn).flat_map(|r| &r.actions);
+        if l.default_actions.iter().chain(rules).any(|a| a.target_groups().contains(&tg)) && !out.contains(&l.lb_arn) {
+            out.push(l.lb_arn.clone());
+        }
+    }
+    out
+}
+
+fn describe_tgs(cx: &Ctx, s: &State, x: &mut Xml) -> Result<(), Elbv2Error> {
+    let arns = cx.f.strings("TargetGroupArns");
+    let names = cx.f.strings("Names");
+    let lb = cx.f.get("LoadBalancerArn");
+    let found: Vec<TargetGroup> = if !arns.is_empty() {
+        arns.iter().map(|a| tg_by_arn(s, a).cloned()).collect::<Result<_, _>>()?
+    } else if !names.is_empty() {
+        names
+            .iter()
+            .map(|n| s.target_groups.iter().find(|t| &t.name == n).cloned().ok_or(Elbv2Error::TargetGroupNotFound))
+            .collect::<Result<_, _>>()?
+    } else if let Some(lb) = lb {
+        lb_by_arn(s, lb)?;
+        s.target_groups.iter().filter(|t| lbs_of_tg(s, &t.arn).iter().any(|a| a == lb)).cloned().collect()
+    } else {
+        s.target_groups.clone()
+    };
+    let (items, next) = page(&cx.f, &found)?;
+    x.members("TargetGroups", &items, write_tg_with(s));
+    x.opt("NextMarker", next.as_deref());
+    Ok(())
+}
+
+fn modify_tg(cx: &Ctx, s: &mut State) -> Result<TargetGroup, Elbv2Error> {
+    let arn = cx.f.required("TargetGroupArn")?.to_string();
+    let tg = s.target_groups.iter_mut().find(|t| t.arn == arn).ok_or(Elbv2Error::TargetGroupNotFound)?;
+    let mut h = tg.health.clone();
+    apply_health(&cx.f, &mut h)?;
+    tg.health = h;
+    Ok(tg.clone())
+}
+
+fn delete_tg(cx: &Ctx, s: &mut State) -> Result<(), Elbv2Error> {
+    let arn = cx.f.required("TargetGroupArn")?.to_string();
+    if tg_in_use(s, &arn) {
+        return Err(Elbv2Error::ResourceInUse(format!("Target group '{arn}' is currently in use by a listener or a rule")));
+    }
+    s.target_groups.retain(|t| t.arn != arn);
+    Ok(())
+}
+
+// ---- actions and conditions ----
+
+fn parse_actions(s: &State, list: &[Form], lb_kind: &str) -> Result<Vec<Action>, Elbv2Error> {
+    if list.is_empty() {
+        return Err(v("At least one action must be specified"));
+    }
+    let mut out = Vec::new();
+    for m in list {
+        let kind = m.required("Type")?.to_string();
+        let order = m.int("Order")?.map(|o| o as u32);
+        let mut a = Action { kind: kind.clone(), order, target_group_arn: None, forward: None, fixed: None, redirect: None };
+        match kind.as_str() {
+            "forward" => {
+                a.target_group_arn = m.get("TargetGroupArn").map(str::to_string);
+                let fc = m.sub("ForwardConfig");
+                if !fc.is_empty() {
+                    let groups = fc
+                        .members("TargetGroups")
+                        .iter()
+                        .map(|g| {
+                            Ok(WeightedGroup {
+                                arn: g.required("TargetGroupArn")?.to_string(),
+                                weight: match g.int("Weight")? {
+                                    Some(w) if (0..=999).contains(&w) => Some(w as u32),
+                                    Some(w) => return Err(v(format!("Target group weight '{w}' must be between 0 and 999"))),
+                                    None => None,
+                                },
+                            })
+                        })
+                        .collect::<Result<Vec<_>, Elbv2Error>>()?;
+                    let st = fc.sub("TargetGroupStickinessConfig");
+                    let stickiness = if st.is_empty() {
+                        None
+                    } else {
+                        Some(Stickiness {
+                            enabled: st.bool("Enabled")?.unwrap_or(false),
+                            duration_seconds: st.int("DurationSeconds")?.map(|d| d as u32),
+                        })
+                    };
+                    a.forward = Some(Forward { target_groups: groups, stickiness });
+                }
+                if a.target_group_arn.is_none() && a.forward.as_ref().is_none_or(|f| f.target_groups.is_empty()) {
+                    return Err(v("A target group ARN must be specified"));
+                }
+                if let (Some(one), Some(fwd)) = (&a.target_group_arn, &a.forward)
+                    && (fwd.target_groups.len() != 1 || &fwd.target_groups[0].arn != one) {
+                        return Err(v("You cannot specify both a target group ARN and a target group list with different target groups"));
+                    }
+                for tg in a.target_groups() {
+                    let t = tg_by_arn(s, tg)?;
+                    let http = t.protocol == "HTTP" || t.protocol == "HTTPS";
+                    if (lb_kind == "application") != http {
+                        return Err(Elbv2Error::InvalidConfigurationRequest(format!(
+                            "The target group '{tg}' uses protocol {} which is not compatible with this load balancer",
+                            t.protocol
+                        )));
+                    }
+                }
+            }
+            "fixed-response" => {
+                let fc = m.sub("FixedResponseConfig");
+                let code = fc.required("StatusCode")?.to_string();
+                if !(code.len() == 3 && (code.starts_with('2') || code.starts_with('4') || code.starts_with('5')) && code.bytes().all(|b| b.is_ascii_digit())) {
+                    return Err(v(format!("Status code '{code}' must be 2XX, 4XX or 5XX")));
+                }
+                a.fixed = Some(FixedResponse {
+                    status_code: code,
+                    content_type: fc.get("ContentType").map(str::to_string),
+                    message_body: fc.get("MessageBody").map(str::to_string),
+                });
+            }
+            "redirect" => {
+                let rc = m.sub("RedirectConfig");
+                let code = rc.required("StatusCode")?.to_string();
+                if code != "HTTP_301" && code != "HTTP_302" {
+                    return Err(v(format!("Redirect status code '{code}' must be HTTP_301 or HTTP_302")));
+                }
+                a.redirect = Some(Redirect {
+                    protocol: rc.get("Protocol").map(str::to_string),
+                    port: rc.get("Port").map(str::to_string),
+                    host: rc.get("Host").map(str::to_string),
+                    path: rc.get("Path").map(str::to_string),
+                    query: rc.get("Query").map(str::to_string),
+                    status_code: code,
+                });
+            }
+            other => return Err(v(format!("Action type '{other}' is not supported"))),
+        }
+        if lb_kind == "network" && kind != "forward" {
+            return Err(Elbv2Error::InvalidConfigurationRequest(format!("Action type '{kind}' is not supported by network load balancers")));
+        }
+        out.push(a);
+    }
+    Ok(out)
+}
+
+fn write_action(x: &mut Xml, a: &Action) {
+    x.text("Type", &a.kind).opt("TargetGroupArn", a.target_group_arn.as_deref());
+    if let Some(o) = a.order {
+        x.num("Order", o);
+    }
+    // ELB answers a forward action's target groups in ForwardConfig too.
+    if a.kind == "forward" {
+        let groups: Vec<WeightedGroup> = match &a.forward {
+            Some(f) => f.target_groups.clone(),
+            None => a.target_group_arn.iter().map(|arn| WeightedGroup { arn: arn.clone(), weight: Some(1) }).collect(),
+        };
+        let st = a.forward.as_ref().and_then(|f| f.stickiness.clone()).unwrap_or(Stickiness { enabled: false, duration_seconds: None });
+        x.open("ForwardConfig");
+        x.members("TargetGroups", &groups, |x, g| {
+            x.text("TargetGroupArn", &g.arn).num("Weight", g.weight.unwrap_or(1));
+        });
+        x.open("TargetGroupStickinessConfig").bool("Enabled", st.enabled);
+        if let Some(d) = st.duration_seconds {
+            x.num("DurationSeconds", d);
+        }
+        x.close("TargetGroupStickinessConfig").close("ForwardConfig");
+    }
+    if let Some(f) = &a.fixed {
+        x.open("FixedResponseConfig")
+            .opt("MessageBody", f.message_body.as_deref())
+            .text("StatusCode", &f.status_code)
+            .opt("ContentType", f.content_type.as_deref())
+            .close("FixedResponseConfig");
+    }
+    if let Some(r) = &a.redirect {
+        x.open("RedirectConfig")
+            .text("Protocol", r.protocol.as_deref().unwrap_or("#{protocol}"))
+            .text("Port", r.port.as_deref().unwrap_or("#{port}"))
+            .text("Host", r.host.as_deref().unwrap_or("#{host}"))
+            .text("Path", r.path.as_deref().unwrap_or("/#{path}"))
+            .text("Query", r.query.as_deref().unwrap_or("#{query}"))
+            .text("StatusCode", &r.status_code)
+            .close("RedirectConfig");
+    }
+}
+
+const CONDITION_CONFIG: &[(&str, &str)] = &[
+    ("path-pattern", "PathPatternConfig"),
+    ("host-header", "HostHeaderConfig"),
+    ("http-header", "HttpHeaderConfig"),
+    ("http-request-method", "HttpRequestMethodConfig"),
+    ("query-string", "QueryStringConfig"),
+    ("source-ip", "SourceIpConfig"),
+];
+
+fn parse_conditions(list: &[Form]) -> Result<Vec<Condition>, Elbv2Error> {
+    if list.is_empty() {
+        return Err(v("A rule must have at least one condition"));
+    }
+    let mut out = Vec::new();
+    for m in list {
+        let field = m.required("Field")?.to_string();
+        let Some((_, cfg)) = CONDITION_CONFIG.iter().find(|(f, _)| *f == field) else {
+            return Err(v(format!("Condition field '{field}' is not supported")));
+        };
+        let sub = m.sub(cfg);
+        let mut c = Condition { field: field.clone(), values: m.strings("Values"), header_name: None, query: Vec::new() };
+        match field.as_str() {
+            "query-string" => {
+                c.query = sub
+                    .members("Values")
+                    .iter()
+                    .map(|kv| Ok((kv.get("Key").map(str::to_string), kv.required("Value")?.to_string())))
+                    .collect::<Result<_, Elbv2Error>>()?;
+            }
+            "http-header" => {
+                c.header_name = Some(sub.required("HttpHeaderName")?.to_string());
+                c.values = sub.strings("Values");
+            }
+            _ => {
+                if c.values.is_empty() {
+                    c.values = sub.strings("Values");
+                }
+            }
+        }
+        if c.values.is_empty() && c.query.is_empty() {
+            return Err(v(format!("A condition value must be specified for field '{field}'")));
+        }
+        if field == "http-request-method"
+            && let Some(bad) = c.values.iter().find(|m| !m.bytes().all(|b| b.is_ascii_uppercase() || b == b'_' || b == b'-')) {
+                return Err(v(format!("HTTP request method '{bad}' is not valid")));
+            }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+fn write_condition(x: &mut Xml, c: &Condition) {
+    x.text("Field", &c.field);
+    if matches!(c.field.as_str(), "path-pattern" | "host-header") {
+        x.strings("Values", &c.values);
+    }
+    let Some((_, cfg)) = CONDITION_CONFIG.iter().find(|(f, _)| *f == c.field) else { return };
+    x.open(cfg);
+    match c.field.as_str() {
+        "query-string" => {
+            x.members("Values", &c.query, |x, (k, val)| {
+                x.opt("Key", k.as_deref()).text("Value", val);
+            });
+        }
+        "http-header" => {
+            x.opt("HttpHeaderName", c.header_name.as_deref());
+            x.strings("Values", &c.values);
+        }
+        _ => {
+            x.strings("Values", &c.values);
+        }
+    }
+    x.close(cfg);
+}
+
+// ---- listeners ----
+
+fn create_listener(cx: &Ctx, s: &mut State) -> Result<Listener, Elbv2Error> {
+    let f = &cx.f;
+    let lb = lb_by_arn(s, f.required("LoadBalancerArn")?)?.clone();
+    let port = port(f, "Port")?.ok_or_else(|| v("A listener port must be specified"))?;
+    let default_protocol = if lb.kind == "application" { "HTTP" } else { "TCP" };
+    let protocol = f.get("Protocol").unwrap_or(default_protocol).to_string();
+    let allowed: &[&str] = if lb.kind == "application" { &["HTTP", "HTTPS"] } else { &["TCP", "TLS", "UDP", "TCP_UDP"] };
+    if !allowed.contains(&protocol.as_str()) {
+        return Err(v(format!("Protocol '{protocol}' must be one of '{}'", allowed.join(", "))));
+    }
+    if protocol == "HTTPS" || protocol == "TLS" {
+        // Certificates are not modelled yet; refusing beats a listener that can never serve.
+        return Err(Elbv2Error::InvalidConfigurationRequest(format!("Listener protocol '{protocol}' is not supported by Berth yet")));
+    }
+    let actions = parse_actions(s, &f.members("DefaultActions"), &lb.kind)?;
+    if s.listeners.iter().any(|l| l.lb_arn == lb.arn && l.port == port) {
+        return Err(Elbv2Error::DuplicateListener(lb.arn));
+    }
+    let id = hex_id(&[&lb.arn, "listener", &port.to_string()], cx.now, 16);
+    let tail = lb.arn.split_once(":loadbalancer/").map(|(_, t)| t).unwrap_or_default();
+    let l = Listener {
+        arn: format!("arn:aws:elasticloadbalancing:{}:{}:listener/{tail}/{id}", cx.region, cx.account),
+        lb_arn: lb.arn,
+        port,
+        protocol,
+        default_actions: actions,
+    };
+    s.listeners.push(l.clone());
+    Ok(l)
+}
+
+fn write_listener(x: &mut Xml, l: &Listener) {
+    x.text("ListenerArn", &l.arn).text("LoadBalancerArn", &l.lb_arn).num("Port", l.port).text("Protocol", &l.protocol);
+    x.members("DefaultActions", &l.default_actions, write_action);
+}
+
+fn describe_listeners(cx: &Ctx, s: &State, x: &mut Xml) -> Result<(), Elbv2Error> {
+    let arns = cx.f.strings("ListenerArns");
+    let found: Vec<Listener> = if !arns.is_empty() {
+        arns.iter().map(|a| listener_by_arn(s, a).cloned()).collect::<Result<_, _>>()?
+    } else if let Some(lb) = cx.f.get("LoadBalancerArn") {
+        lb_by_arn(s, lb)?;
+        s.listeners.iter().filter(|l| l.lb_arn == lb).cloned().collect()
+    } else {
+        return Err(v("You must specify either listener ARNs or a load balancer ARN"));
+    };
+    let (items, next) = page(&cx.f, &found)?;
+    x.members("Listeners", &items, write_listener);
+    x.opt("NextMarker", next.as_deref());
+    Ok(())
+}
+
+fn delete_listener(cx: &Ctx, s: &mut State) -> Result<(), Elbv2Error> {
+    let arn = cx.f.required("ListenerArn")?.to_string();
+    listener_by_arn(s, &arn)?;
+    s.rules.retain(|r| r.listener_arn != arn);
+    s.listeners.retain(|l| l.arn != arn);
+    Ok(())
+}
+
+// ---- rules ----
+
+enum RuleView {
+    Rule(Rule),
+    Default(Listener),
+}
+
+impl Clone for RuleView {
+    fn clone(&self) -> Self {
+        match self {
+            RuleView::Rule(r) => RuleView::Rule(r.clone()),
+            RuleView::Default(l) => RuleView::Default(l.clone()),
+        }
+    }
+}
+
+/// The default rule's ARN: the listener's, as a listener-rule, ending in a
+/// fixed id so it is stable without being stored.
+fn default_rule_arn(listener_arn: &str) -> String {
+    format!("{}/0000000000000000", listener_arn.replacen(":listener/", ":listener-rule/", 1))
+}
+
+fn write_rule(x: &mut Xml, r: &RuleView) {
+    match r {
+        RuleView::Rule(r) => {
+            x.text("RuleArn", &r.arn).text("Priority", &r.priority.to_string());
+            x.members("Conditions", &r.conditions, write_condition);
+            x.members("Actions", &r.actions, write_action);
+            x.bool("IsDefault", false);
+        }
+        RuleView::Default(l) => {
+            x.text("RuleArn", &default_rule_arn(&l.arn)).text("Priority", "default");
+            x.members::<Condition>("Conditions", &[], write_condition);
+            x.members("Actions", &l.default_actions, write_action);
+            x.bool("IsDefault", true);
+        }
+    }
+}
+
+fn priority(f: &Form, key: &str) -> Result<u32, Elbv2Error> {
+    let p = f.required(key)?;
+    match p.parse::<i64>() {
+        Ok(n) if (1..=50000).contains(&n) => Ok(n as u32),
+        Ok(n) if n < 1 => Err(v(format!(
+            "1 validation error detected: Value '{n}' at 'priority' failed to satisfy constraint: Member must have value greater than or equal to 1"
+        ))),
+        Ok(n) => Err(v(format!(
+            "1 validation error detected: Value '{n}' at 'priority' failed to satisfy constraint: Member must have value less than or equal to 50000"
+        ))),
+        Err(_) => Err(v(format!("'{p}' is not a valid priority"))),
+    }
+}
+
+fn create_rule(cx: &Ctx, s: &mut State) -> Result<Rule, Elbv2Error> {
+    let f = &cx.f;
+    let listener = listener_by_arn(s, f.required("ListenerArn")?)?.clone();
+    let prio = priority(f, "Priority")?;
+    let lb = lb_by_arn(s, &listener.lb_arn)?;
+    if lb.kind != "application" {
+        return Err(Elbv2Error::InvalidConfigurationRequest("Rules are supported only by application load balancers".into()));
+    }
+    let conditions = parse_conditions(&f.members("Conditions"))?;
+    let actions = parse_actions(s, &f.members("Actions"), "application")?;
+    if s.rules.iter().any(|r| r.listener_arn == listener.arn && r.priority == prio) {
+        return Err(Elbv2Error::PriorityInUse(prio));
+    }
+    let id = hex_id(&[&listener.arn, "rule", &prio.to_string()], cx.now, 16);
+    let rule = Rule {
+        arn: format!("{}/{id}", listener.arn.replacen(":listener/", ":listener-rule/", 1)),
+        listener_arn: listener.arn,
+        priority: prio,
+        conditions,
+        actions,
+        tags: parse_tags(f)?,
+    };
+    s.rules.push(rule.clone());
+    Ok(rule)
+}
+
+fn describe_rules(cx: &Ctx, s: &State, x: &mut Xml) -> Result<(), Elbv2Error> {
+    let arns = cx.f.strings("RuleArns");
+    let mut found: Vec<RuleView> = Vec::new();
+    if !arns.is_empty() {
+        for a in &arns {
+            if let Some(r) = s.rules.iter().find(|r| &r.arn == a) {
+                found.push(RuleView::Rule(r.clone()));
+            } else if let Some(l) = s.listeners.iter().find(|l| &default_rule_arn(&l.arn) == a) {
+                found.push(RuleView::Default(l.clone()));
+            } else {
+                return Err(Elbv2Error::RuleNotFound);
+            }
+        }
+    } else if let Some(l) = cx.f.get("ListenerArn") {
+        let l = listener_by_arn(s, l)?;
+        let mut rules: Vec<&Rule> = s.rules.iter().filter(|r| r.listener_arn == l.arn).collect();
+        rules.sort_by_key(|r| r.priority);
+        found.extend(rules.into_iter().map(|r| RuleView::Rule(r.clone())));
+        found.push(RuleView::Default(l.clone()));
+    } else {
+        return Err(v("You must specify either listener ARNs or rule ARNs"));
+    }
+    let (items, next) = page(&cx.f, &found)?;
+    x.members("Rules", &items, write_rule);
+    x.opt("NextMarker", next.as_deref());
+    Ok(())
+}
+
+fn delete_rule(cx: &Ctx, s: &mut State) -> Result<(), Elbv2Error> {
+    let arn = cx.f.required("RuleArn")?.to_string();
+    if s.listeners.iter().any(|l| default_rule_arn(&l.arn) == arn) {
+        return Err(Elbv2Error::InvalidConfigurationRequest("Default rules cannot be deleted".into()));
+    }
+    if !s.rules.iter().any(|r| r.arn == arn) {
+        return Err(Elbv2Error::RuleNotFound);
+    }
+    s.rules.retain(|r| r.arn != arn);
+    Ok(())
+}
+
+fn set_priorities(cx: &Ctx, s: &mut State) -> Result<Vec<Rule>, Elbv2Error> {
+    let mut changes = Vec::new();
+    for m in cx.f.members("RulePriorities") {
+        let arn = m.required("RuleArn")?.to_string();
+        let p = priority(&m, "Priority")?;
+        if !s.rules.iter().any(|r| r.arn == arn) {
+            return Err(Elbv2Error::RuleNotFound);
+        }
+        changes.push((arn, p));
+    }
+    for (arn, p) in &changes {
+        if let Some(r) = s.rules.iter_mut().find(|r| &r.arn == arn) {
+            r.priority = *p;
+        }
+    }
+    // After all moves, each listener's priorities must be unique (swaps are allowed).
+    let mut seen = std::collections::BTreeSet::new();
+    for r in &s.rules {
+        if !seen.insert((r.listener_arn.clone(), r.priority)) {
+            return Err(Elbv2Error::PriorityInUse(r.priority));
+        }
+    }
+    Ok(changes.iter().filter_map(|(arn, _)| s.rules.iter().find(|r| &r.arn == arn).cloned()).collect())
+}
+
+// ---- targets ----
+
+fn parse_targets(f: &Form, tg: &TargetGroup) -> Result<Vec<Target>, Elbv2Error> {
+    let list = f.members("Targets");
+    if list.is_empty() {
+        return Err(v("At least one target must be specified"));
+    }
+    list.iter()
+        .map(|t| {
+            let id = t.required("Id")?.to_string();
+            let ok = match tg.target_type.as_str() {
+                "instance" => id.starts_with("i-") || id.starts_with("arn:"),
+                _ => id.parse::<std::net::IpAddr>().is_ok(),
+            };
+            if !ok {
+                return Err(Elbv2Error::InvalidTarget(format!(
+                    "The following targets are not valid for target type '{}': {id}",
+                    tg.target_type
+                )));
+            }
+            Ok(Target {
+                id,
+                port: port(t, "Port")?.unwrap_or(tg.port),
+                availability_zone: t.get("AvailabilityZone").map(str::to_string),
+            })
+        })
+        .collect()
+}
+
+fn register(cx: &Ctx, s: &mut State, add: bool) -> Result<(), Elbv2Error> {
+    let arn = cx.f.required("TargetGroupArn")?.to_string();
+    let tg = s.target_groups.iter_mut().find(|t| t.arn == arn).ok_or(Elbv2Error::TargetGroupNotFound)?;
+    let targets = parse_targets(&cx.f, tg)?;
+    for t in targets {
+        let same = |e: &Target| e.id == t.id && e.port == t.port;
+        if add {
+            if !tg.targets.iter().any(same) {
+                tg.targets.push(t);
+            }
+        } else if tg.targets.iter().any(same) {
+            tg.targets.retain(|e| !same(e));
+        } else {
+            return Err(Elbv2Error::InvalidTarget(format!(
+                "The following targets are not registered in target group '{arn}': '{}'",
+                t.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn describe_health(cx: &Ctx, s: &State, x: &mut Xml) -> Result<(), Elbv2Error> {
+    let tg = tg_by_arn(s, cx.f.required("TargetGroupArn")?)?;
+    let asked = if cx.f.has("Targets") { parse_targets(&cx.f, tg)? } else { tg.targets.clone() };
+    let used = tg_in_use(s, &tg.arn);
+    x.members("TargetHealthDescriptions", &asked, |x, t| {
+        let registered = tg.targets.contains(t);
+        let (state, reason, desc) = if !registered {
+            ("unused", "Target.NotRegistered", "Target is not registered to the target group")
+        } else if !used {
+            ("unused", "Target.NotInUse", "Target group is not configured to receive traffic from the load balancer")
+        } else {
+            ("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
+        };
+        x.open("Target").text("Id", &t.id).num("Port", t.port).opt("AvailabilityZone", t.availability_zone.as_deref()).close("Target");
+        let hc_port = if tg.health.port == "traffic-port" { t.port.to_string() } else { tg.health.port.clone() };
+        x.text("HealthCheckPort", &hc_port);
+        x.open("TargetHealth").text("State", state).text("Reason", reason).text("Description", desc).close("TargetHealth");
+    });
+    Ok(())
+}
+
+// ---- attributes ----
+
+fn attributes(cx: &Ctx, s: &State, tg: bool) -> Result<BTreeMap<String, String>, Elbv2Error> {
+    if tg {
+        Ok(tg_by_arn(s, cx.f.required("TargetGroupArn")?)?.attributes.clone())
+    } else {
+        Ok(lb_by_arn(s, cx.f.required("LoadBalancerArn")?)?.attributes.clone())
+    }
+}
+
+fn check_attribute(key: &str, value: &str, known: &BTreeMap<String, String>) -> Result<(), Elbv2Error> {
+    let int_in = |lo: i64, hi: i64| value.parse::<i64>().is_ok_and(|n| (lo..=hi).contains(&n));
+    let ok = match key {
+        "deregistration_delay.timeout_seconds" => int_in(0, 3600),
+        "slow_start.duration_seconds" => value == "0" || int_in(30, 900),
+        "stickiness.lb_cookie.duration_seconds" => int_in(1, 604_800),
+        "idle_timeout.timeout_seconds" => int_in(1, 4000),
+        "stickiness.enabled" | "deletion_protection.enabled" | "routing.http2.enabled" | "load_balancing.cross_zone.enabled" => {
+            value == "true" || value == "false"
+        }
+        "stickiness.type" => ["lb_cookie", "app_cookie", "source_ip"].contains(&value),
+        "load_balancing.algorithm.type" => ["round_robin", "least_outstanding_requests"].contains(&value),
+        _ => {
+            return Err(v(format!("Attribute key '{key}' is not recognized")));
+        }
+    };
+    if !known.contains_key(key) {
+        return Err(v(format!("Attribute key '{key}' is not recognized")));
+    }
+    if !ok {
+        return Err(v(format!("'{value}' is not a valid value for attribute '{key}'")));
+    }
+    Ok(())
+}
+
+fn modify_attributes(cx: &Ctx, s: &mut State, tg: bool) -> Result<BTreeMap<String, String>, Elbv2Error> {
+    let attrs = if tg {
+        let arn = cx.f.required("TargetGroupArn")?;
+        &mut s.target_groups.iter_mut().find(|t| t.arn == arn).ok_or(Elbv2Error::TargetGroupNotFound)?.attributes
+    } else {
+        let arn = cx.f.required("LoadBalancerArn")?;
+        &mut s.load_balancers.iter_mut().find(|l| l.arn == arn).ok_or(Elbv2Error::LoadBalancerNotFound)?.attributes
+    };
+    let list = cx.f.members("Attributes");
+    if list.is_empty() {
+        return Err(v("At least one attribute must be specified"));
+    }
+    let mut changed = BTreeMap::new();
+    for a in &list {
+        let key = a.required("Key")?.to_string();
+        let value = a.required("Value")?.to_string();
+        check_attribute(&key, &value, attrs)?;
+        changed.insert(key, value);
+    }
+    attrs.extend(changed);
+    Ok(attrs.clone())
+}
+
+fn write_attrs(x: &mut Xml, attrs: &BTreeMap<String, String>) {
+    let pairs: Vec<(&String, &String)> = attrs.iter().collect();
+    x.members("Attributes", &pairs, |x, (k, val)| {
+        x.text("Key", k).text("Value", val);
+    });
+}
+
+// ---- tags ----
+
+fn parse_tags(f: &Form) -> Result<Tags, Elbv2Error> {
+    let tags: Tags = f
+        .members("Tags")
+        .iter()
+        .map(|t| Ok((t.required("Key")?.to_string(), t.get("Value").unwrap_or("").to_string())))
+        .collect::<Result<_, Elbv2Error>>()?;
+    if tags.len() > 50 {
+        return Err(Elbv2Error::TooManyTags);
+    }
+    Ok(tags)
+}
+
+fn tags_of<'s>(s: &'s mut State, arn: &str) -> Result<&'s mut Tags, Elbv2Error> {
+    if let Some(l) = s.load_balancers.iter_mut().find(|l| l.arn == arn) {
+        return Ok(&mut l.tags);
+    }
+    if let Some(t) = s.target_groups.iter_mut().find(|t| t.arn == arn) {
+        return Ok(&mut t.tags);
+    }
+    if let Some(r) = s.rules.iter_mut().find(|r| r.arn == arn) {
+        return Ok(&mut r.tags);
+    }
+    Err(if arn.contains(":targetgroup/") {
+        Elbv2Error::TargetGroupNotFound
+    } else if arn.contains(":listener-rule/") {
+        Elbv2Error::RuleNotFound
+    } else {
+        Elbv2Error::LoadBalancerNotFound
+    })
+}
+
+fn tags(cx: &Ctx, s: &mut State, add: bool) -> Result<(), Elbv2Error> {
+    let arns = cx.f.strings("ResourceArns");
+    if arns.is_empty() {
+        return Err(v("At least one resource ARN must be specified"));
+    }
+    let new = if add { parse_tags(&cx.f)? } else { Vec::new() };
+    let keys = cx.f.strings("TagKeys");
+    for arn in &arns {
+        let tags = tags_of(s, arn)?;
+        if add {
+            for (k, val) in &new {
+                match tags.iter_mut().find(|(e, _)| e == k) {
+                    Some(t) => t.1 = val.clone(),
+                    None => tags.push((k.clone(), val.clone())),
+                }
+            }
+            if tags.len() > 50 {
+                return Err(Elbv2Error::TooManyTags);
+            }
+        } else {
+            tags.retain(|(k, _)| !keys.contains(k));
+        }
+    }
+    Ok(())
+}
+
+fn describe_tags(cx: &Ctx, s: &State, x: &mut Xml) -> Result<(), Elbv2Error> {
+    let arns = cx.f.strings("ResourceArns");
+    let mut s = s.clone();
+    let mut out = Vec::new();
+    for arn in &arns {
+        out.push((arn.clone(), tags_of(&mut s, arn)?.clone()));
+    }
+    x.members("TagDescriptions", &out, |x, (arn, tags)| {
+        x.text("ResourceArn", arn);
+        x.members("Tags", tags, |x, (k, val)| {
+            x.text("Key", k).text("Value", val);
+        });
+    });
+    Ok(())
+}

@@ -33,10 +33,9 @@ impl Form {
     pub fn int(&self, key: &str) -> Result<Option<i64>, Elbv2Error> {
         match self.get(key) {
             None => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| Elbv2Error::Validation(format!("'{v}' is not a valid integer for '{key}'"))),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                Elbv2Error::Validation(format!("'{v}' is not a valid integer for '{key}'"))
+            }),
         }
     }
 
@@ -45,7 +44,9 @@ impl Form {
             None => Ok(None),
             Some("true") => Ok(Some(true)),
             Some("false") => Ok(Some(false)),
-            Some(v) => Err(Elbv2Error::Validation(format!("'{v}' is not a valid boolean for '{key}'"))),
+            Some(v) => Err(Elbv2Error::Validation(format!(
+                "'{v}' is not a valid boolean for '{key}'"
+            ))),
         }
     }
 
@@ -54,20 +55,31 @@ impl Form {
         let head = format!("{prefix}.member.");
         let mut by_index: BTreeMap<u64, Form> = BTreeMap::new();
         for (k, v) in &self.0 {
-            let Some(rest) = k.strip_prefix(&head) else { continue };
+            let Some(rest) = k.strip_prefix(&head) else {
+                continue;
+            };
             let (idx, field) = match rest.split_once('.') {
                 Some((i, f)) => (i, f),
                 None => (rest, ""),
             };
-            let Ok(idx) = idx.parse::<u64>() else { continue };
-            by_index.entry(idx).or_default().0.insert(field.to_string(), v.clone());
+            let Ok(idx) = idx.parse::<u64>() else {
+                continue;
+            };
+            by_index
+                .entry(idx)
+                .or_default()
+                .0
+                .insert(field.to_string(), v.clone());
         }
         by_index.into_values().collect()
     }
 
     /// The scalar members of `prefix.member.N`, in index order.
     pub fn strings(&self, prefix: &str) -> Vec<String> {
-        self.members(prefix).into_iter().filter_map(|m| m.get("").map(str::to_string)).collect()
+        self.members(prefix)
+            .into_iter()
+            .filter_map(|m| m.get("").map(str::to_string))
+            .collect()
     }
 
     /// Whether any key of the list `prefix` is present (an empty list in the
@@ -80,7 +92,12 @@ impl Form {
     /// The sub-form under `prefix.` (a nested structure).
     pub fn sub(&self, prefix: &str) -> Form {
         let head = format!("{prefix}.");
-        Form(self.0.iter().filter_map(|(k, v)| k.strip_prefix(&head).map(|r| (r.to_string(), v.clone()))).collect())
+        Form(
+            self.0
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix(&head).map(|r| (r.to_string(), v.clone())))
+                .collect(),
+        )
     }
 
     pub fn is_empty(&self) -> bool {
@@ -102,7 +119,12 @@ mod tests {
     use super::*;
 
     fn form(pairs: &[(&str, &str)]) -> Form {
-        Form::from_params(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>())
+        Form::from_params(
+            &pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>(),
+        )
     }
 
     #[test]
@@ -116,7 +138,10 @@ mod tests {
         assert_eq!(f.strings("Subnets"), vec!["a", "b"]);
         let a = &f.members("A")[0];
         assert_eq!(a.get("Type"), Some("forward"));
-        assert_eq!(a.sub("ForwardConfig").members("TargetGroups")[0].get("Weight"), Some("3"));
+        assert_eq!(
+            a.sub("ForwardConfig").members("TargetGroups")[0].get("Weight"),
+            Some("3")
+        );
     }
 
     #[test]

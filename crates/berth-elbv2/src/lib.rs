@@ -107,3 +107,6 @@ impl berth_wire::ServiceError for Elbv2Error {
 pub async fn handle(store: &dyn Store, req: &Elbv2Request<'_>) -> Result<String, Elbv2Error> {
     ops::dispatch(store, req).await
 }
+
+#[cfg(test)]
+mod tests;

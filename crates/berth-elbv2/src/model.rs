@@ -175,7 +175,8 @@ pub async fn load(store: &dyn Store, key: &str) -> Result<(State, Option<u64>), 
     match store.get(key).await.map_err(internal)? {
         None => Ok((State::default(), None)),
         Some(v) => {
-            let state = serde_json::from_slice(&v.value).map_err(|e| internal(format!("undecodable record {key}: {e}")))?;
+            let state = serde_json::from_slice(&v.value)
+                .map_err(|e| internal(format!("undecodable record {key}: {e}")))?;
             Ok((state, Some(v.mod_revision)))
         }
     }
@@ -197,5 +198,7 @@ pub async fn update<T>(
             return Ok(out);
         }
     }
-    Err(internal("The resource is being modified concurrently. Try again."))
+    Err(internal(
+        "The resource is being modified concurrently. Try again.",
+    ))
 }

@@ -17,14 +17,33 @@ use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const UNSUPPORTED: &[&str] = &[
-    "AddListenerCertificates", "AddTrustStoreRevocations", "CreateTrustStore",
-    "DeleteSharedTrustStoreAssociation", "DeleteTrustStore", "DescribeAccountLimits",
-    "DescribeCapacityReservation", "DescribeListenerAttributes", "DescribeListenerCertificates",
-    "DescribeSSLPolicies", "DescribeTrustStoreAssociations", "DescribeTrustStoreRevocations",
-    "DescribeTrustStores", "GetResourcePolicy", "GetTrustStoreCaCertificatesBundle",
-    "GetTrustStoreRevocationContent", "ModifyCapacityReservation", "ModifyIpPools", "ModifyListener",
-    "ModifyListenerAttributes", "ModifyRule", "ModifyTrustStore", "RemoveListenerCertificates",
-    "RemoveTrustStoreRevocations", "SetIpAddressType", "SetSecurityGroups", "SetSubnets",
+    "AddListenerCertificates",
+    "AddTrustStoreRevocations",
+    "CreateTrustStore",
+    "DeleteSharedTrustStoreAssociation",
+    "DeleteTrustStore",
+    "DescribeAccountLimits",
+    "DescribeCapacityReservation",
+    "DescribeListenerAttributes",
+    "DescribeListenerCertificates",
+    "DescribeSSLPolicies",
+    "DescribeTrustStoreAssociations",
+    "DescribeTrustStoreRevocations",
+    "DescribeTrustStores",
+    "GetResourcePolicy",
+    "GetTrustStoreCaCertificatesBundle",
+    "GetTrustStoreRevocationContent",
+    "ModifyCapacityReservation",
+    "ModifyIpPools",
+    "ModifyListener",
+    "ModifyListenerAttributes",
+    "ModifyRule",
+    "ModifyTrustStore",
+    "RemoveListenerCertificates",
+    "RemoveTrustStoreRevocations",
+    "SetIpAddressType",
+    "SetSecurityGroups",
+    "SetSubnets",
 ];
 
 struct Ctx<'a> {
@@ -41,7 +60,12 @@ fn v(msg: impl Into<String>) -> Elbv2Error {
 pub async fn dispatch(store: &dyn Store, req: &Elbv2Request<'_>) -> Result<String, Elbv2Error> {
     let f = Form::from_params(req.params);
     let action = f.get("Action").unwrap_or("").to_string();
-    let cx = Ctx { account: req.account.as_str(), region: req.region.as_str(), now: req.now, f };
+    let cx = Ctx {
+        account: req.account.as_str(),
+        region: req.region.as_str(),
+        now: req.now,
+        f,
+    };
     let key = state_key(cx.account, cx.region);
     let mut x = Xml::response(&action, req.request_id);
     match action.as_str() {
@@ -63,7 +87,8 @@ pub async fn dispatch(store: &dyn Store, req: &Elbv2Request<'_>) -> Result<Strin
             describe_tgs(&cx, &s, &mut x)?;
         }
         "ModifyTargetGroup" => {
-            let (tg, s) = update(store, &key, |s| modify_tg(&cx, s).map(|tg| (tg, s.clone()))).await?;
+            let (tg, s) =
+                update(store, &key, |s| modify_tg(&cx, s).map(|tg| (tg, s.clone()))).await?;
             x.members("TargetGroups", &[tg], write_tg_with(&s));
         }
         "DeleteTargetGroup" => update(store, &key, |s| delete_tg(&cx, s)).await?,
@@ -112,7 +137,9 @@ pub async fn dispatch(store: &dyn Store, req: &Elbv2Request<'_>) -> Result<Strin
             let (s, _) = load(store, &key).await?;
             describe_tags(&cx, &s, &mut x)?;
         }
-        a if UNSUPPORTED.contains(&a) => return Err(Elbv2Error::UnsupportedOperation(a.to_string())),
+        a if UNSUPPORTED.contains(&a) => {
+            return Err(Elbv2Error::UnsupportedOperation(a.to_string()));
+        }
         a => return Err(Elbv2Error::InvalidAction(a.to_string())),
     }
     Ok(x.finish())
@@ -121,14 +148,21 @@ pub async fn dispatch(store: &dyn Store, req: &Elbv2Request<'_>) -> Result<Strin
 // ---- helpers ----
 
 fn hex_id(parts: &[&str], now: SystemTime, len: usize) -> String {
-    let nanos = now.duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let mut h = Sha256::new();
     for p in parts {
         h.update(p.as_bytes());
         h.update([0]);
     }
     h.update(nanos.to_le_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>()[..len].to_string()
+    h.finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()[..len]
+        .to_string()
 }
 
 /// ISO 8601 in UTC with milliseconds, as ELB writes CreatedTime.
@@ -157,7 +191,9 @@ fn iso8601(t: SystemTime) -> String {
 
 fn check_name(what: &str, name: &str) -> Result<(), Elbv2Error> {
     if name.len() > 32 {
-        return Err(v(format!("{what} name '{name}' cannot be longer than '32' characters")));
+        return Err(v(format!(
+            "{what} name '{name}' cannot be longer than '32' characters"
+        )));
     }
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return Err(v(format!(
@@ -165,10 +201,14 @@ fn check_name(what: &str, name: &str) -> Result<(), Elbv2Error> {
         )));
     }
     if name.starts_with('-') || name.ends_with('-') {
-        return Err(v(format!("{what} name '{name}' cannot begin or end with '-'")));
+        return Err(v(format!(
+            "{what} name '{name}' cannot begin or end with '-'"
+        )));
     }
     if what == "Load balancer" && name.starts_with("internal-") {
-        return Err(v(format!("Load balancer name '{name}' cannot begin with 'internal-'")));
+        return Err(v(format!(
+            "Load balancer name '{name}' cannot begin with 'internal-'"
+        )));
     }
     Ok(())
 }
@@ -184,19 +224,32 @@ fn port(f: &Form, key: &str) -> Result<Option<u16>, Elbv2Error> {
 }
 
 fn lb_by_arn<'s>(s: &'s State, arn: &str) -> Result<&'s LoadBalancer, Elbv2Error> {
-    s.load_balancers.iter().find(|l| l.arn == arn).ok_or(Elbv2Error::LoadBalancerNotFound)
+    s.load_balancers
+        .iter()
+        .find(|l| l.arn == arn)
+        .ok_or(Elbv2Error::LoadBalancerNotFound)
 }
 
 fn tg_by_arn<'s>(s: &'s State, arn: &str) -> Result<&'s TargetGroup, Elbv2Error> {
-    s.target_groups.iter().find(|t| t.arn == arn).ok_or(Elbv2Error::TargetGroupNotFound)
+    s.target_groups
+        .iter()
+        .find(|t| t.arn == arn)
+        .ok_or(Elbv2Error::TargetGroupNotFound)
 }
 
 fn listener_by_arn<'s>(s: &'s State, arn: &str) -> Result<&'s Listener, Elbv2Error> {
-    s.listeners.iter().find(|l| l.arn == arn).ok_or(Elbv2Error::ListenerNotFound)
+    s.listeners
+        .iter()
+        .find(|l| l.arn == arn)
+        .ok_or(Elbv2Error::ListenerNotFound)
 }
 
 fn tg_in_use(s: &State, arn: &str) -> bool {
-    s.listeners.iter().flat_map(|l| &l.default_actions).chain(s.rules.iter().flat_map(|r| &r.actions)).any(|a| a.target_groups().contains(&arn))
+    s.listeners
+        .iter()
+        .flat_map(|l| &l.default_actions)
+        .chain(s.rules.iter().flat_map(|r| &r.actions))
+        .any(|a| a.target_groups().contains(&arn))
 }
 
 /// Marker/PageSize paging over an already filtered list: the marker is the
@@ -213,7 +266,11 @@ fn page<T: Clone>(f: &Form, items: &[T]) -> Result<(Vec<T>, Option<String>), Elb
     };
     let start = match f.get("Marker") {
         None => 0,
-        Some(m) => m.parse::<usize>().ok().filter(|i| *i <= items.len()).ok_or_else(|| v("Invalid marker"))?,
+        Some(m) => m
+            .parse::<usize>()
+            .ok()
+            .filter(|i| *i <= items.len())
+            .ok_or_else(|| v("Invalid marker"))?,
     };
     let end = (start + size).min(items.len());
     let next = (end < items.len()).then(|| end.to_string());
@@ -238,12 +295,20 @@ fn create_lb(cx: &Ctx, s: &mut State) -> Result<LoadBalancer, Elbv2Error> {
     }
     let ip_address_type = f.get("IpAddressType").unwrap_or("ipv4").to_string();
     if !["ipv4", "dualstack", "dualstack-without-public-ipv4"].contains(&ip_address_type.as_str()) {
-        return Err(v(format!("IP address type '{ip_address_type}' is not valid")));
+        return Err(v(format!(
+            "IP address type '{ip_address_type}' is not valid"
+        )));
     }
     let mut subnets = f.strings("Subnets");
-    subnets.extend(f.members("SubnetMappings").iter().filter_map(|m| m.get("SubnetId").map(str::to_string)));
+    subnets.extend(
+        f.members("SubnetMappings")
+            .iter()
+            .filter_map(|m| m.get("SubnetId").map(str::to_string)),
+    );
     if kind == "application" && subnets.len() < 2 {
-        return Err(v("At least two subnets in two different Availability Zones must be specified"));
+        return Err(v(
+            "At least two subnets in two different Availability Zones must be specified",
+        ));
     }
     if subnets.is_empty() {
         return Err(v("At least one subnet must be specified"));
@@ -258,16 +323,29 @@ fn create_lb(cx: &Ctx, s: &mut State) -> Result<LoadBalancer, Elbv2Error> {
     }
     let id = hex_id(&[cx.account, cx.region, "lb", &name], cx.now, 16);
     let mut attributes = BTreeMap::new();
-    attributes.insert("deletion_protection.enabled".to_string(), "false".to_string());
+    attributes.insert(
+        "deletion_protection.enabled".to_string(),
+        "false".to_string(),
+    );
     if kind == "application" {
         attributes.insert("idle_timeout.timeout_seconds".to_string(), "60".to_string());
         attributes.insert("routing.http2.enabled".to_string(), "true".to_string());
     } else {
-        attributes.insert("load_balancing.cross_zone.enabled".to_string(), "false".to_string());
+        attributes.insert(
+            "load_balancing.cross_zone.enabled".to_string(),
+            "false".to_string(),
+        );
     }
-    let prefix = if scheme == "internal" { "internal-" } else { "" };
+    let prefix = if scheme == "internal" {
+        "internal-"
+    } else {
+        ""
+    };
     let lb = LoadBalancer {
-        arn: format!("arn:aws:elasticloadbalancing:{}:{}:loadbalancer/{short}/{name}/{id}", cx.region, cx.account),
+        arn: format!(
+            "arn:aws:elasticloadbalancing:{}:{}:loadbalancer/{short}/{name}/{id}",
+            cx.region, cx.account
+        ),
         dns_name: format!("{prefix}{name}-{}.{}.elb.localhost", &id[..10], cx.region),
         name,
         kind,
@@ -307,14 +385,24 @@ fn describe_lbs(cx: &Ctx, s: &State, x: &mut Xml) -> Result<(), Elbv2Error> {
     let arns = cx.f.strings("LoadBalancerArns");
     let names = cx.f.strings("Names");
     if !arns.is_empty() && !names.is_empty() {
-        return Err(v("Load balancer names and load balancer ARNs cannot be specified at the same time"));
+        return Err(v(
+            "Load balancer names and load balancer ARNs cannot be specified at the same time",
+        ));
     }
     let found: Vec<LoadBalancer> = if !arns.is_empty() {
-        arns.iter().map(|a| lb_by_arn(s, a).cloned()).collect::<Result<_, _>>()?
+        arns.iter()
+            .map(|a| lb_by_arn(s, a).cloned())
+            .collect::<Result<_, _>>()?
     } else if !names.is_empty() {
         names
             .iter()
-            .map(|n| s.load_balancers.iter().find(|l| &l.name == n).cloned().ok_or(Elbv2Error::LoadBalancerNotFound))
+            .map(|n| {
+                s.load_balancers
+                    .iter()
+                    .find(|l| &l.name == n)
+                    .cloned()
+                    .ok_or(Elbv2Error::LoadBalancerNotFound)
+            })
             .collect::<Result<_, _>>()?
     } else {
         s.load_balancers.clone()
@@ -332,12 +420,22 @@ fn delete_lb(cx: &Ctx, s: &mut State) -> Result<(), Elbv2Error> {
         return Err(v(format!("'{arn}' is not a valid load balancer ARN")));
     }
     if let Some(lb) = s.load_balancers.iter().find(|l| l.arn == arn)
-        && lb.attributes.get("deletion_protection.enabled").map(String::as_str) == Some("true") {
-            return Err(Elbv2Error::InvalidConfigurationRequest(format!(
-                "Load balancer '{arn}' cannot be deleted because deletion protection is enabled"
-            )));
-        }
-    let listeners: Vec<String> = s.listeners.iter().filter(|l| l.lb_arn == arn).map(|l| l.arn.clone()).collect();
+        && lb
+            .attributes
+            .get("deletion_protection.enabled")
+            .map(String::as_str)
+            == Some("true")
+    {
+        return Err(Elbv2Error::InvalidConfigurationRequest(format!(
+            "Load balancer '{arn}' cannot be deleted because deletion protection is enabled"
+        )));
+    }
+    let listeners: Vec<String> = s
+        .listeners
+        .iter()
+        .filter(|l| l.lb_arn == arn)
+        .map(|l| l.arn.clone())
+        .collect();
     s.rules.retain(|r| !listeners.contains(&r.listener_arn));
     s.listeners.retain(|l| l.lb_arn != arn);
     s.load_balancers.retain(|l| l.arn != arn);
@@ -352,7 +450,11 @@ fn default_health(protocol: &str) -> HealthCheck {
     let http = protocol == "HTTP" || protocol == "HTTPS";
     HealthCheck {
         enabled: true,
-        protocol: if http { protocol.to_string() } else { "TCP".to_string() },
+        protocol: if http {
+            protocol.to_string()
+        } else {
+            "TCP".to_string()
+        },
         port: "traffic-port".to_string(),
         path: http.then(|| "/".to_string()),
         interval: 30,
@@ -379,13 +481,17 @@ fn apply_health(f: &Form, h: &mut HealthCheck) -> Result<(), Elbv2Error> {
     }
     if let Some(p) = f.get("HealthCheckPort") {
         if p != "traffic-port" && !p.parse::<u16>().is_ok_and(|n| n >= 1) {
-            return Err(v(format!("Health check port '{p}' must be 'traffic-port' or between 1 and 65535")));
+            return Err(v(format!(
+                "Health check port '{p}' must be 'traffic-port' or between 1 and 65535"
+            )));
         }
         h.port = p.to_string();
     }
     if let Some(p) = f.get("HealthCheckPath") {
         if !p.starts_with('/') || p.len() > 1024 {
-            return Err(v("Health check path must begin with a '/' character, and can be at most 1024 characters in length"));
+            return Err(v(
+                "Health check path must begin with a '/' character, and can be at most 1024 characters in length",
+            ));
         }
         h.path = Some(p.to_string());
     }
@@ -440,7 +546,11 @@ fn create_tg(cx: &Ctx, s: &mut State) -> Result<TargetGroup, Elbv2Error> {
     apply_health(f, &mut health)?;
     let tags = parse_tags(f)?;
     if let Some(existing) = s.target_groups.iter().find(|t| t.name == name) {
-        if existing.protocol == protocol && existing.port == port && existing.target_type == target_type && existing.health == health {
+        if existing.protocol == protocol
+            && existing.port == port
+            && existing.target_type == target_type
+            && existing.health == health
+        {
             return Ok(existing.clone());
         }
         return Err(Elbv2Error::DuplicateTargetGroupName(name));
@@ -466,7 +576,10 @@ fn create_tg(cx: &Ctx, s: &mut State) -> Result<TargetGroup, Elbv2Error> {
         attributes.insert("stickiness.type".to_string(), "source_ip".to_string());
     }
     let tg = TargetGroup {
-        arn: format!("arn:aws:elasticloadbalancing:{}:{}:targetgroup/{name}/{id}", cx.region, cx.account),
+        arn: format!(
+            "arn:aws:elasticloadbalancing:{}:{}:targetgroup/{name}/{id}",
+            cx.region, cx.account
+        ),
         name,
         protocol,
         port,
@@ -502,15 +615,25 @@ fn write_tg_with(s: &State) -> impl FnMut(&mut Xml, &TargetGroup) + '_ {
         }
         let lbs = lbs_of_tg(s, &tg.arn);
         x.strings("LoadBalancerArns", &lbs);
-        x.text("TargetType", &tg.target_type).text("IpAddressType", "ipv4");
+        x.text("TargetType", &tg.target_type)
+            .text("IpAddressType", "ipv4");
     }
 }
 
 fn lbs_of_tg(s: &State, tg: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for l in &s.listeners {
-        let rules = s.rules.iter().filter(|r| r.listener_arn == l.arn).flat_map(|r| &r.actions);
-        if l.default_actions.iter().chain(rules).any(|a| a.target_groups().contains(&tg)) && !out.contains(&l.lb_arn) {
+        let rules = s
+            .rules
+            .iter()
+            .filter(|r| r.listener_arn == l.arn)
+            .flat_map(|r| &r.actions);
+        if l.default_actions
+            .iter()
+            .chain(rules)
+            .any(|a| a.target_groups().contains(&tg))
+            && !out.contains(&l.lb_arn)
+        {
             out.push(l.lb_arn.clone());
         }
     }
@@ -522,15 +645,27 @@ fn describe_tgs(cx: &Ctx, s: &State, x: &mut Xml) -> Result<(), Elbv2Error> {
     let names = cx.f.strings("Names");
     let lb = cx.f.get("LoadBalancerArn");
     let found: Vec<TargetGroup> = if !arns.is_empty() {
-        arns.iter().map(|a| tg_by_arn(s, a).cloned()).collect::<Result<_, _>>()?
+        arns.iter()
+            .map(|a| tg_by_arn(s, a).cloned())
+            .collect::<Result<_, _>>()?
     } else if !names.is_empty() {
         names
             .iter()
-            .map(|n| s.target_groups.iter().find(|t| &t.name == n).cloned().ok_or(Elbv2Error::TargetGroupNotFound))
+            .map(|n| {
+                s.target_groups
+                    .iter()
+                    .find(|t| &t.name == n)
+                    .cloned()
+                    .ok_or(Elbv2Error::TargetGroupNotFound)
+            })
             .collect::<Result<_, _>>()?
     } else if let Some(lb) = lb {
         lb_by_arn(s, lb)?;
-        s.target_groups.iter().filter(|t| lbs_of_tg(s, &t.arn).iter().any(|a| a == lb)).cloned().collect()
+        s.target_groups
+            .iter()
+            .filter(|t| lbs_of_tg(s, &t.arn).iter().any(|a| a == lb))
+            .cloned()
+            .collect()
     } else {
         s.target_groups.clone()
     };
@@ -542,7 +677,11 @@ fn describe_tgs(cx: &Ctx, s: &State, x: &mut Xml) -> Result<(), Elbv2Error> {
 
 fn modify_tg(cx: &Ctx, s: &mut State) -> Result<TargetGroup, Elbv2Error> {
     let arn = cx.f.required("TargetGroupArn")?.to_string();
-    let tg = s.target_groups.iter_mut().find(|t| t.arn == arn).ok_or(Elbv2Error::TargetGroupNotFound)?;
+    let tg = s
+        .target_groups
+        .iter_mut()
+        .find(|t| t.arn == arn)
+        .ok_or(Elbv2Error::TargetGroupNotFound)?;
     let mut h = tg.health.clone();
     apply_health(&cx.f, &mut h)?;
     tg.health = h;
@@ -552,7 +691,9 @@ fn modify_tg(cx: &Ctx, s: &mut State) -> Result<TargetGroup, Elbv2Error> {
 fn delete_tg(cx: &Ctx, s: &mut State) -> Result<(), Elbv2Error> {
     let arn = cx.f.required("TargetGroupArn")?.to_string();
     if tg_in_use(s, &arn) {
-        return Err(Elbv2Error::ResourceInUse(format!("Target group '{arn}' is currently in use by a listener or a rule")));
+        return Err(Elbv2Error::ResourceInUse(format!(
+            "Target group '{arn}' is currently in use by a listener or a rule"
+        )));
     }
     s.target_groups.retain(|t| t.arn != arn);
     Ok(())
@@ -568,7 +709,14 @@ fn parse_actions(s: &State, list: &[Form], lb_kind: &str) -> Result<Vec<Action>,
     for m in list {
         let kind = m.required("Type")?.to_string();
         let order = m.int("Order")?.map(|o| o as u32);
-        let mut a = Action { kind: kind.clone(), order, target_group_arn: None, forward: None, fixed: None, redirect: None };
+        let mut a = Action {
+            kind: kind.clone(),
+            order,
+            target_group_arn: None,
+            forward: None,
+            fixed: None,
+            redirect: None,
+        };
         match kind.as_str() {
             "forward" => {
                 a.target_group_arn = m.get("TargetGroupArn").map(str::to_string);
@@ -582,7 +730,11 @@ fn parse_actions(s: &State, list: &[Form], lb_kind: &str) -> Result<Vec<Action>,
                                 arn: g.required("TargetGroupArn")?.to_string(),
                                 weight: match g.int("Weight")? {
                                     Some(w) if (0..=999).contains(&w) => Some(w as u32),
-                                    Some(w) => return Err(v(format!("Target group weight '{w}' must be between 0 and 999"))),
+                                    Some(w) => {
+                                        return Err(v(format!(
+                                            "Target group weight '{w}' must be between 0 and 999"
+                                        )));
+                                    }
                                     None => None,
                                 },
                             })
@@ -597,15 +749,25 @@ fn parse_actions(s: &State, list: &[Form], lb_kind: &str) -> Result<Vec<Action>,
                             duration_seconds: st.int("DurationSeconds")?.map(|d| d as u32),
                         })
                     };
-                    a.forward = Some(Forward { target_groups: groups, stickiness });
+                    a.forward = Some(Forward {
+                        target_groups: groups,
+                        stickiness,
+                    });
                 }
-                if a.target_group_arn.is_none() && a.forward.as_ref().is_none_or(|f| f.target_groups.is_empty()) {
+                if a.target_group_arn.is_none()
+                    && a.forward
+                        .as_ref()
+                        .is_none_or(|f| f.target_groups.is_empty())
+                {
                     return Err(v("A target group ARN must be specified"));
                 }
                 if let (Some(one), Some(fwd)) = (&a.target_group_arn, &a.forward)
-                    && (fwd.target_groups.len() != 1 || &fwd.target_groups[0].arn != one) {
-                        return Err(v("You cannot specify both a target group ARN and a target group list with different target groups"));
-                    }
+                    && (fwd.target_groups.len() != 1 || &fwd.target_groups[0].arn != one)
+                {
+                    return Err(v(
+                        "You cannot specify both a target group ARN and a target group list with different target groups",
+                    ));
+                }
                 for tg in a.target_groups() {
                     let t = tg_by_arn(s, tg)?;
                     let http = t.protocol == "HTTP" || t.protocol == "HTTPS";
@@ -620,7 +782,10 @@ fn parse_actions(s: &State, list: &[Form], lb_kind: &str) -> Result<Vec<Action>,
             "fixed-response" => {
                 let fc = m.sub("FixedResponseConfig");
                 let code = fc.required("StatusCode")?.to_string();
-                if !(code.len() == 3 && (code.starts_with('2') || code.starts_with('4') || code.starts_with('5')) && code.bytes().all(|b| b.is_ascii_digit())) {
+                if !(code.len() == 3
+                    && (code.starts_with('2') || code.starts_with('4') || code.starts_with('5'))
+                    && code.bytes().all(|b| b.is_ascii_digit()))
+                {
                     return Err(v(format!("Status code '{code}' must be 2XX, 4XX or 5XX")));
                 }
                 a.fixed = Some(FixedResponse {
@@ -633,7 +798,9 @@ fn parse_actions(s: &State, list: &[Form], lb_kind: &str) -> Result<Vec<Action>,
                 let rc = m.sub("RedirectConfig");
                 let code = rc.required("StatusCode")?.to_string();
                 if code != "HTTP_301" && code != "HTTP_302" {
-                    return Err(v(format!("Redirect status code '{code}' must be HTTP_301 or HTTP_302")));
+                    return Err(v(format!(
+                        "Redirect status code '{code}' must be HTTP_301 or HTTP_302"
+                    )));
                 }
                 a.redirect = Some(Redirect {
                     protocol: rc.get("Protocol").map(str::to_string),
@@ -647,7 +814,9 @@ fn parse_actions(s: &State, list: &[Form], lb_kind: &str) -> Result<Vec<Action>,
             other => return Err(v(format!("Action type '{other}' is not supported"))),
         }
         if lb_kind == "network" && kind != "forward" {
-            return Err(Elbv2Error::InvalidConfigurationRequest(format!("Action type '{kind}' is not supported by network load balancers")));
+            return Err(Elbv2Error::InvalidConfigurationRequest(format!(
+                "Action type '{kind}' is not supported by network load balancers"
+            )));
         }
         out.push(a);
     }
@@ -655,7 +824,8 @@ fn parse_actions(s: &State, list: &[Form], lb_kind: &str) -> Result<Vec<Action>,
 }
 
 fn write_action(x: &mut Xml, a: &Action) {
-    x.text("Type", &a.kind).opt("TargetGroupArn", a.target_group_arn.as_deref());
+    x.text("Type", &a.kind)
+        .opt("TargetGroupArn", a.target_group_arn.as_deref());
     if let Some(o) = a.order {
         x.num("Order", o);
     }
@@ -663,18 +833,35 @@ fn write_action(x: &mut Xml, a: &Action) {
     if a.kind == "forward" {
         let groups: Vec<WeightedGroup> = match &a.forward {
             Some(f) => f.target_groups.clone(),
-            None => a.target_group_arn.iter().map(|arn| WeightedGroup { arn: arn.clone(), weight: Some(1) }).collect(),
+            None => a
+                .target_group_arn
+                .iter()
+                .map(|arn| WeightedGroup {
+                    arn: arn.clone(),
+                    weight: Some(1),
+                })
+                .collect(),
         };
-        let st = a.forward.as_ref().and_then(|f| f.stickiness.clone()).unwrap_or(Stickiness { enabled: false, duration_seconds: None });
+        let st = a
+            .forward
+            .as_ref()
+            .and_then(|f| f.stickiness.clone())
+            .unwrap_or(Stickiness {
+                enabled: false,
+                duration_seconds: None,
+            });
         x.open("ForwardConfig");
         x.members("TargetGroups", &groups, |x, g| {
-            x.text("TargetGroupArn", &g.arn).num("Weight", g.weight.unwrap_or(1));
+            x.text("TargetGroupArn", &g.arn)
+                .num("Weight", g.weight.unwrap_or(1));
         });
-        x.open("TargetGroupStickinessConfig").bool("Enabled", st.enabled);
+        x.open("TargetGroupStickinessConfig")
+            .bool("Enabled", st.enabled);
         if let Some(d) = st.duration_seconds {
             x.num("DurationSeconds", d);
         }
-        x.close("TargetGroupStickinessConfig").close("ForwardConfig");
+        x.close("TargetGroupStickinessConfig")
+            .close("ForwardConfig");
     }
     if let Some(f) = &a.fixed {
         x.open("FixedResponseConfig")
@@ -715,13 +902,23 @@ fn parse_conditions(list: &[Form]) -> Result<Vec<Condition>, Elbv2Error> {
             return Err(v(format!("Condition field '{field}' is not supported")));
         };
         let sub = m.sub(cfg);
-        let mut c = Condition { field: field.clone(), values: m.strings("Values"), header_name: None, query: Vec::new() };
+        let mut c = Condition {
+            field: field.clone(),
+            values: m.strings("Values"),
+            header_name: None,
+            query: Vec::new(),
+        };
         match field.as_str() {
             "query-string" => {
                 c.query = sub
                     .members("Values")
                     .iter()
-                    .map(|kv| Ok((kv.get("Key").map(str::to_string), kv.required("Value")?.to_string())))
+                    .map(|kv| {
+                        Ok((
+                            kv.get("Key").map(str::to_string),
+                            kv.required("Value")?.to_string(),
+                        ))
+                    })
                     .collect::<Result<_, Elbv2Error>>()?;
             }
             "http-header" => {
@@ -735,12 +932,18 @@ fn parse_conditions(list: &[Form]) -> Result<Vec<Condition>, Elbv2Error> {
             }
         }
         if c.values.is_empty() && c.query.is_empty() {
-            return Err(v(format!("A condition value must be specified for field '{field}'")));
+            return Err(v(format!(
+                "A condition value must be specified for field '{field}'"
+            )));
         }
         if field == "http-request-method"
-            && let Some(bad) = c.values.iter().find(|m| !m.bytes().all(|b| b.is_ascii_uppercase() || b == b'_' || b == b'-')) {
-                return Err(v(format!("HTTP request method '{bad}' is not valid")));
-            }
+            && let Some(bad) = c.values.iter().find(|m| {
+                !m.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b == b'_' || b == b'-')
+            })
+        {
+            return Err(v(format!("HTTP request method '{bad}' is not valid")));
+        }
         out.push(c);
     }
     Ok(out)
@@ -751,7 +954,9 @@ fn write_condition(x: &mut Xml, c: &Condition) {
     if matches!(c.field.as_str(), "path-pattern" | "host-header") {
         x.strings("Values", &c.values);
     }
-    let Some((_, cfg)) = CONDITION_CONFIG.iter().find(|(f, _)| *f == c.field) else { return };
+    let Some((_, cfg)) = CONDITION_CONFIG.iter().find(|(f, _)| *f == c.field) else {
+        return;
+    };
     x.open(cfg);
     match c.field.as_str() {
         "query-string" => {
@@ -776,24 +981,47 @@ fn create_listener(cx: &Ctx, s: &mut State) -> Result<Listener, Elbv2Error> {
     let f = &cx.f;
     let lb = lb_by_arn(s, f.required("LoadBalancerArn")?)?.clone();
     let port = port(f, "Port")?.ok_or_else(|| v("A listener port must be specified"))?;
-    let default_protocol = if lb.kind == "application" { "HTTP" } else { "TCP" };
+    let default_protocol = if lb.kind == "application" {
+        "HTTP"
+    } else {
+        "TCP"
+    };
     let protocol = f.get("Protocol").unwrap_or(default_protocol).to_string();
-    let allowed: &[&str] = if lb.kind == "application" { &["HTTP", "HTTPS"] } else { &["TCP", "TLS", "UDP", "TCP_UDP"] };
+    let allowed: &[&str] = if lb.kind == "application" {
+        &["HTTP", "HTTPS"]
+    } else {
+        &["TCP", "TLS", "UDP", "TCP_UDP"]
+    };
     if !allowed.contains(&protocol.as_str()) {
-        return Err(v(format!("Protocol '{protocol}' must be one of '{}'", allowed.join(", "))));
+        return Err(v(format!(
+            "Protocol '{protocol}' must be one of '{}'",
+            allowed.join(", ")
+        )));
     }
     if protocol == "HTTPS" || protocol == "TLS" {
         // Certificates are not modelled yet; refusing beats a listener that can never serve.
-        return Err(Elbv2Error::InvalidConfigurationRequest(format!("Listener protocol '{protocol}' is not supported by Berth yet")));
+        return Err(Elbv2Error::InvalidConfigurationRequest(format!(
+            "Listener protocol '{protocol}' is not supported by Berth yet"
+        )));
     }
     let actions = parse_actions(s, &f.members("DefaultActions"), &lb.kind)?;
-    if s.listeners.iter().any(|l| l.lb_arn == lb.arn && l.port == port) {
+    if s.listeners
+        .iter()
+        .any(|l| l.lb_arn == lb.arn && l.port == port)
+    {
         return Err(Elbv2Error::DuplicateListener(lb.arn));
     }
     let id = hex_id(&[&lb.arn, "listener", &port.to_string()], cx.now, 16);
-    let tail = lb.arn.split_once(":loadbalancer/").map(|(_, t)| t).unwrap_or_default();
+    let tail = lb
+        .arn
+        .split_once(":loadbalancer/")
+        .map(|(_, t)| t)
+        .unwrap_or_default();
     let l = Listener {
-        arn: format!("arn:aws:elasticloadbalancing:{}:{}:listener/{tail}/{id}", cx.region, cx.account),
+        arn: format!(
+            "arn:aws:elasticloadbalancing:{}:{}:listener/{tail}/{id}",
+            cx.region, cx.account
+        ),
         lb_arn: lb.arn,
         port,
         protocol,
@@ -804,19 +1032,30 @@ fn create_listener(cx: &Ctx, s: &mut State) -> Result<Listener, Elbv2Error> {
 }
 
 fn write_listener(x: &mut Xml, l: &Listener) {
-    x.text("ListenerArn", &l.arn).text("LoadBalancerArn", &l.lb_arn).num("Port", l.port).text("Protocol", &l.protocol);
+    x.text("ListenerArn", &l.arn)
+        .text("LoadBalancerArn", &l.lb_arn)
+        .num("Port", l.port)
+        .text("Protocol", &l.protocol);
     x.members("DefaultActions", &l.default_actions, write_action);
 }
 
 fn describe_listeners(cx: &Ctx, s: &State, x: &mut Xml) -> Result<(), Elbv2Error> {
     let arns = cx.f.strings("ListenerArns");
     let found: Vec<Listener> = if !arns.is_empty() {
-        arns.iter().map(|a| listener_by_arn(s, a).cloned()).collect::<Result<_, _>>()?
+        arns.iter()
+            .map(|a| listener_by_arn(s, a).cloned())
+            .collect::<Result<_, _>>()?
     } else if let Some(lb) = cx.f.get("LoadBalancerArn") {
         lb_by_arn(s, lb)?;
-        s.listeners.iter().filter(|l| l.lb_arn == lb).cloned().collect()
+        s.listeners
+            .iter()
+            .filter(|l| l.lb_arn == lb)
+            .cloned()
+            .collect()
     } else {
-        return Err(v("You must specify either listener ARNs or a load balancer ARN"));
+        return Err(v(
+            "You must specify either listener ARNs or a load balancer ARN",
+        ));
     };
     let (items, next) = page(&cx.f, &found)?;
     x.members("Listeners", &items, write_listener);
@@ -851,19 +1090,24 @@ impl Clone for RuleView {
 /// The default rule's ARN: the listener's, as a listener-rule, ending in a
 /// fixed id so it is stable without being stored.
 fn default_rule_arn(listener_arn: &str) -> String {
-    format!("{}/0000000000000000", listener_arn.replacen(":listener/", ":listener-rule/", 1))
+    format!(
+        "{}/0000000000000000",
+        listener_arn.replacen(":listener/", ":listener-rule/", 1)
+    )
 }
 
 fn write_rule(x: &mut Xml, r: &RuleView) {
     match r {
         RuleView::Rule(r) => {
-            x.text("RuleArn", &r.arn).text("Priority", &r.priority.to_string());
+            x.text("RuleArn", &r.arn)
+                .text("Priority", &r.priority.to_string());
             x.members("Conditions", &r.conditions, write_condition);
             x.members("Actions", &r.actions, write_action);
             x.bool("IsDefault", false);
         }
         RuleView::Default(l) => {
-            x.text("RuleArn", &default_rule_arn(&l.arn)).text("Priority", "default");
+            x.text("RuleArn", &default_rule_arn(&l.arn))
+                .text("Priority", "default");
             x.members::<Condition>("Conditions", &[], write_condition);
             x.members("Actions", &l.default_actions, write_action);
             x.bool("IsDefault", true);
@@ -891,16 +1135,24 @@ fn create_rule(cx: &Ctx, s: &mut State) -> Result<Rule, Elbv2Error> {
     let prio = priority(f, "Priority")?;
     let lb = lb_by_arn(s, &listener.lb_arn)?;
     if lb.kind != "application" {
-        return Err(Elbv2Error::InvalidConfigurationRequest("Rules are supported only by application load balancers".into()));
+        return Err(Elbv2Error::InvalidConfigurationRequest(
+            "Rules are supported only by application load balancers".into(),
+        ));
     }
     let conditions = parse_conditions(&f.members("Conditions"))?;
     let actions = parse_actions(s, &f.members("Actions"), "application")?;
-    if s.rules.iter().any(|r| r.listener_arn == listener.arn && r.priority == prio) {
+    if s.rules
+        .iter()
+        .any(|r| r.listener_arn == listener.arn && r.priority == prio)
+    {
         return Err(Elbv2Error::PriorityInUse(prio));
     }
     let id = hex_id(&[&listener.arn, "rule", &prio.to_string()], cx.now, 16);
     let rule = Rule {
-        arn: format!("{}/{id}", listener.arn.replacen(":listener/", ":listener-rule/", 1)),
+        arn: format!(
+            "{}/{id}",
+            listener.arn.replacen(":listener/", ":listener-rule/", 1)
+        ),
         listener_arn: listener.arn,
         priority: prio,
         conditions,
@@ -942,7 +1194,9 @@ fn describe_rules(cx: &Ctx, s: &State, x: &mut Xml) -> Result<(), Elbv2Error> {
 fn delete_rule(cx: &Ctx, s: &mut State) -> Result<(), Elbv2Error> {
     let arn = cx.f.required("RuleArn")?.to_string();
     if s.listeners.iter().any(|l| default_rule_arn(&l.arn) == arn) {
-        return Err(Elbv2Error::InvalidConfigurationRequest("Default rules cannot be deleted".into()));
+        return Err(Elbv2Error::InvalidConfigurationRequest(
+            "Default rules cannot be deleted".into(),
+        ));
     }
     if !s.rules.iter().any(|r| r.arn == arn) {
         return Err(Elbv2Error::RuleNotFound);
@@ -973,7 +1227,10 @@ fn set_priorities(cx: &Ctx, s: &mut State) -> Result<Vec<Rule>, Elbv2Error> {
             return Err(Elbv2Error::PriorityInUse(r.priority));
         }
     }
-    Ok(changes.iter().filter_map(|(arn, _)| s.rules.iter().find(|r| &r.arn == arn).cloned()).collect())
+    Ok(changes
+        .iter()
+        .filter_map(|(arn, _)| s.rules.iter().find(|r| &r.arn == arn).cloned())
+        .collect())
 }
 
 // ---- targets ----
@@ -1007,7 +1264,11 @@ fn parse_targets(f: &Form, tg: &TargetGroup) -> Result<Vec<Target>, Elbv2Error> 
 
 fn register(cx: &Ctx, s: &mut State, add: bool) -> Result<(), Elbv2Error> {
     let arn = cx.f.required("TargetGroupArn")?.to_string();
-    let tg = s.target_groups.iter_mut().find(|t| t.arn == arn).ok_or(Elbv2Error::TargetGroupNotFound)?;
+    let tg = s
+        .target_groups
+        .iter_mut()
+        .find(|t| t.arn == arn)
+        .ok_or(Elbv2Error::TargetGroupNotFound)?;
     let targets = parse_targets(&cx.f, tg)?;
     for t in targets {
         let same = |e: &Target| e.id == t.id && e.port == t.port;
@@ -1029,21 +1290,49 @@ fn register(cx: &Ctx, s: &mut State, add: bool) -> Result<(), Elbv2Error> {
 
 fn describe_health(cx: &Ctx, s: &State, x: &mut Xml) -> Result<(), Elbv2Error> {
     let tg = tg_by_arn(s, cx.f.required("TargetGroupArn")?)?;
-    let asked = if cx.f.has("Targets") { parse_targets(&cx.f, tg)? } else { tg.targets.clone() };
+    let asked = if cx.f.has("Targets") {
+        parse_targets(&cx.f, tg)?
+    } else {
+        tg.targets.clone()
+    };
     let used = tg_in_use(s, &tg.arn);
     x.members("TargetHealthDescriptions", &asked, |x, t| {
         let registered = tg.targets.contains(t);
         let (state, reason, desc) = if !registered {
-            ("unused", "Target.NotRegistered", "Target is not registered to the target group")
+            (
+                "unused",
+                "Target.NotRegistered",
+                "Target is not registered to the target group",
+            )
         } else if !used {
-            ("unused", "Target.NotInUse", "Target group is not configured to receive traffic from the load balancer")
+            (
+                "unused",
+                "Target.NotInUse",
+                "Target group is not configured to receive traffic from the load balancer",
+            )
         } else {
-            ("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
+            (
+                "initial",
+                "Elb.RegistrationInProgress",
+                "Target registration is in progress",
+            )
         };
-        x.open("Target").text("Id", &t.id).num("Port", t.port).opt("AvailabilityZone", t.availability_zone.as_deref()).close("Target");
-        let hc_port = if tg.health.port == "traffic-port" { t.port.to_string() } else { tg.health.port.clone() };
+        x.open("Target")
+            .text("Id", &t.id)
+            .num("Port", t.port)
+            .opt("AvailabilityZone", t.availability_zone.as_deref())
+            .close("Target");
+        let hc_port = if tg.health.port == "traffic-port" {
+            t.port.to_string()
+        } else {
+            tg.health.port.clone()
+        };
         x.text("HealthCheckPort", &hc_port);
-        x.open("TargetHealth").text("State", state).text("Reason", reason).text("Description", desc).close("TargetHealth");
+        x.open("TargetHealth")
+            .text("State", state)
+            .text("Reason", reason)
+            .text("Description", desc)
+            .close("TargetHealth");
     });
     Ok(())
 }
@@ -1052,24 +1341,35 @@ fn describe_health(cx: &Ctx, s: &State, x: &mut Xml) -> Result<(), Elbv2Error> {
 
 fn attributes(cx: &Ctx, s: &State, tg: bool) -> Result<BTreeMap<String, String>, Elbv2Error> {
     if tg {
-        Ok(tg_by_arn(s, cx.f.required("TargetGroupArn")?)?.attributes.clone())
+        Ok(tg_by_arn(s, cx.f.required("TargetGroupArn")?)?
+            .attributes
+            .clone())
     } else {
-        Ok(lb_by_arn(s, cx.f.required("LoadBalancerArn")?)?.attributes.clone())
+        Ok(lb_by_arn(s, cx.f.required("LoadBalancerArn")?)?
+            .attributes
+            .clone())
     }
 }
 
-fn check_attribute(key: &str, value: &str, known: &BTreeMap<String, String>) -> Result<(), Elbv2Error> {
+fn check_attribute(
+    key: &str,
+    value: &str,
+    known: &BTreeMap<String, String>,
+) -> Result<(), Elbv2Error> {
     let int_in = |lo: i64, hi: i64| value.parse::<i64>().is_ok_and(|n| (lo..=hi).contains(&n));
     let ok = match key {
         "deregistration_delay.timeout_seconds" => int_in(0, 3600),
         "slow_start.duration_seconds" => value == "0" || int_in(30, 900),
         "stickiness.lb_cookie.duration_seconds" => int_in(1, 604_800),
         "idle_timeout.timeout_seconds" => int_in(1, 4000),
-        "stickiness.enabled" | "deletion_protection.enabled" | "routing.http2.enabled" | "load_balancing.cross_zone.enabled" => {
-            value == "true" || value == "false"
-        }
+        "stickiness.enabled"
+        | "deletion_protection.enabled"
+        | "routing.http2.enabled"
+        | "load_balancing.cross_zone.enabled" => value == "true" || value == "false",
         "stickiness.type" => ["lb_cookie", "app_cookie", "source_ip"].contains(&value),
-        "load_balancing.algorithm.type" => ["round_robin", "least_outstanding_requests"].contains(&value),
+        "load_balancing.algorithm.type" => {
+            ["round_robin", "least_outstanding_requests"].contains(&value)
+        }
         _ => {
             return Err(v(format!("Attribute key '{key}' is not recognized")));
         }
@@ -1078,18 +1378,34 @@ fn check_attribute(key: &str, value: &str, known: &BTreeMap<String, String>) -> 
         return Err(v(format!("Attribute key '{key}' is not recognized")));
     }
     if !ok {
-        return Err(v(format!("'{value}' is not a valid value for attribute '{key}'")));
+        return Err(v(format!(
+            "'{value}' is not a valid value for attribute '{key}'"
+        )));
     }
     Ok(())
 }
 
-fn modify_attributes(cx: &Ctx, s: &mut State, tg: bool) -> Result<BTreeMap<String, String>, Elbv2Error> {
+fn modify_attributes(
+    cx: &Ctx,
+    s: &mut State,
+    tg: bool,
+) -> Result<BTreeMap<String, String>, Elbv2Error> {
     let attrs = if tg {
         let arn = cx.f.required("TargetGroupArn")?;
-        &mut s.target_groups.iter_mut().find(|t| t.arn == arn).ok_or(Elbv2Error::TargetGroupNotFound)?.attributes
+        &mut s
+            .target_groups
+            .iter_mut()
+            .find(|t| t.arn == arn)
+            .ok_or(Elbv2Error::TargetGroupNotFound)?
+            .attributes
     } else {
         let arn = cx.f.required("LoadBalancerArn")?;
-        &mut s.load_balancers.iter_mut().find(|l| l.arn == arn).ok_or(Elbv2Error::LoadBalancerNotFound)?.attributes
+        &mut s
+            .load_balancers
+            .iter_mut()
+            .find(|l| l.arn == arn)
+            .ok_or(Elbv2Error::LoadBalancerNotFound)?
+            .attributes
     };
     let list = cx.f.members("Attributes");
     if list.is_empty() {
@@ -1119,7 +1435,12 @@ fn parse_tags(f: &Form) -> Result<Tags, Elbv2Error> {
     let tags: Tags = f
         .members("Tags")
         .iter()
-        .map(|t| Ok((t.required("Key")?.to_string(), t.get("Value").unwrap_or("").to_string())))
+        .map(|t| {
+            Ok((
+                t.required("Key")?.to_string(),
+                t.get("Value").unwrap_or("").to_string(),
+            ))
+        })
         .collect::<Result<_, Elbv2Error>>()?;
     if tags.len() > 50 {
         return Err(Elbv2Error::TooManyTags);

@@ -15,8 +15,14 @@ pub struct Xml {
 impl Xml {
     pub fn response(action: &str, request_id: &str) -> Xml {
         let mut out = String::with_capacity(2048);
-        out.push_str(&format!("<{action}Response xmlns=\"{ELBV2_NAMESPACE}\"><{action}Result>"));
-        Xml { out, action: action.to_string(), request_id: request_id.to_string() }
+        out.push_str(&format!(
+            "<{action}Response xmlns=\"{ELBV2_NAMESPACE}\"><{action}Result>"
+        ));
+        Xml {
+            out,
+            action: action.to_string(),
+            request_id: request_id.to_string(),
+        }
     }
 
     pub fn open(&mut self, tag: &str) -> &mut Xml {
@@ -55,7 +61,12 @@ impl Xml {
     }
 
     /// `<tag>` + one `<member>` per item + `</tag>` (an empty `<tag/>` reads as `[]`).
-    pub fn members<T>(&mut self, tag: &str, items: &[T], mut each: impl FnMut(&mut Xml, &T)) -> &mut Xml {
+    pub fn members<T>(
+        &mut self,
+        tag: &str,
+        items: &[T],
+        mut each: impl FnMut(&mut Xml, &T),
+    ) -> &mut Xml {
         if items.is_empty() {
             self.out.push_str(&format!("<{tag}/>"));
             return self;
@@ -76,7 +87,11 @@ impl Xml {
     }
 
     pub fn finish(self) -> String {
-        let Xml { mut out, action, request_id } = self;
+        let Xml {
+            mut out,
+            action,
+            request_id,
+        } = self;
         out.push_str(&format!(
             "</{action}Result><ResponseMetadata><RequestId>{}</RequestId></ResponseMetadata></{action}Response>",
             xml_escape(&request_id)

@@ -92,11 +92,9 @@ impl berth_wire::ServiceError for Elbv2Error {
     }
 
     fn status(&self) -> u16 {
+        // The model gives every ELBv2 error HTTP 400 (sender fault); only our
+        // own store failures are the server's.
         match self {
-            Elbv2Error::LoadBalancerNotFound
-            | Elbv2Error::TargetGroupNotFound
-            | Elbv2Error::ListenerNotFound
-            | Elbv2Error::RuleNotFound => 400,
             Elbv2Error::Internal(_) => 500,
             _ => 400,
         }

@@ -3,9 +3,10 @@
 //! Target health without a data plane: a registered target whose group no
 //! listener or rule forwards to reports `unused` / `Target.NotInUse`; one
 //! whose group is in use reports `initial` / `Elb.RegistrationInProgress`
-//! (nothing ever probes it, so it stays there); a target asked about but not
-//! registered reports `unused` / `Target.NotRegistered`. These are ELB's own
-//! states, reasons and descriptions.
+//! (nothing ever probes it, so it stays there) — or `unavailable` /
+//! `Target.HealthCheckDisabled` when the group's health checks are off; a
+//! target asked about but not registered reports `unused` /
+//! `Target.NotRegistered`. These are ELB's own states and reason codes.
 
 use crate::form::Form;
 use crate::model::*;
@@ -259,8 +260,13 @@ fn page<T: Clone>(f: &Form, items: &[T]) -> Result<(Vec<T>, Option<String>), Elb
         None => 400,
         Some(n) if (1..=400).contains(&n) => n as usize,
         Some(n) => {
+            let bound = if n < 1 {
+                "greater than or equal to 1"
+            } else {
+                "less than or equal to 400"
+            };
             return Err(v(format!(
-                "1 validation error detected: Value '{n}' at 'pageSize' failed to satisfy constraint: Member must have value less than or equal to 400"
+                "1 validation error detected: Value '{n}' at 'pageSize' failed to satisfy constraint: Member must have value {bound}"
             )));
         }
     };

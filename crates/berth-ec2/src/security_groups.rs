@@ -5,7 +5,7 @@ use crate::filter::{Field, Filterable, check_names, matches};
 use crate::ids::well_formed;
 use crate::model::{DefaultNetwork, IpPermission, SecurityGroup};
 use crate::params::{Input, Spec};
-use crate::xml::Xml;
+use crate::xml::{self, Xml};
 
 const SPEC: Spec =
     Spec { scalars: &["DryRun", "MaxResults", "NextToken"], lists: &["GroupId", "GroupName"], filters: true };
@@ -102,7 +102,7 @@ pub fn describe(net: &DefaultNetwork, params: &[(String, String)], request_id: &
         .filter(|g| (!named || ids.contains(&g.id) || names.contains(&g.name)) && matches(*g, input.filters()))
         .collect();
 
-    let mut x = Xml::response("DescribeSecurityGroupsResponse", request_id);
+    let mut x = xml::response("DescribeSecurityGroupsResponse", request_id);
     x.items("securityGroupInfo", &selected, |x, g| render(x, g));
     Ok(x.finish())
 }

@@ -5,7 +5,7 @@ use crate::filter::{Field, Filterable, check_names, matches};
 use crate::ids::well_formed;
 use crate::model::{DefaultNetwork, Subnet};
 use crate::params::{Input, Spec};
-use crate::xml::Xml;
+use crate::xml::{self, Xml};
 
 const SPEC: Spec = Spec { scalars: &["DryRun", "MaxResults", "NextToken"], lists: &["SubnetId"], filters: true };
 
@@ -90,7 +90,7 @@ pub fn describe(net: &DefaultNetwork, params: &[(String, String)], request_id: &
         .filter(|s| (ids.is_empty() || ids.contains(&s.id)) && matches(*s, input.filters()))
         .collect();
 
-    let mut x = Xml::response("DescribeSubnetsResponse", request_id);
+    let mut x = xml::response("DescribeSubnetsResponse", request_id);
     x.items("subnetSet", &selected, |x, s| render(x, s));
     Ok(x.finish())
 }
@@ -103,7 +103,7 @@ fn render(x: &mut Xml, s: &Subnet) {
         .text("vpcId", &s.vpc_id)
         .text("cidrBlock", &s.cidr_block)
         .empty("ipv6CidrBlockAssociationSet")
-        .int("availableIpAddressCount", s.available_ip_address_count)
+        .num("availableIpAddressCount", s.available_ip_address_count)
         .text("availabilityZone", &s.availability_zone)
         .text("availabilityZoneId", &s.availability_zone_id)
         .bool("defaultForAz", s.default_for_az)

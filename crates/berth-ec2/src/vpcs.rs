@@ -5,7 +5,7 @@ use crate::filter::{Field, Filterable, check_names, matches};
 use crate::ids::well_formed;
 use crate::model::{DefaultNetwork, Vpc};
 use crate::params::{Input, Spec};
-use crate::xml::Xml;
+use crate::xml::{self, Xml};
 
 const SPEC: Spec = Spec { scalars: &["DryRun", "MaxResults", "NextToken"], lists: &["VpcId"], filters: true };
 
@@ -64,7 +64,7 @@ pub fn describe(net: &DefaultNetwork, params: &[(String, String)], request_id: &
     let selected: Vec<&Vpc> =
         all.into_iter().filter(|v| (ids.is_empty() || ids.contains(&v.id)) && matches(*v, input.filters())).collect();
 
-    let mut x = Xml::response("DescribeVpcsResponse", request_id);
+    let mut x = xml::response("DescribeVpcsResponse", request_id);
     x.items("vpcSet", &selected, |x, v| render(x, v));
     Ok(x.finish())
 }

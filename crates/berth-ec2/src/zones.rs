@@ -4,7 +4,7 @@ use crate::Ec2Error;
 use crate::filter::{Field, Filterable, check_names, matches};
 use crate::model::{AvailabilityZone, DefaultNetwork};
 use crate::params::{Input, Spec};
-use crate::xml::Xml;
+use crate::xml::{self, Xml};
 
 const SPEC: Spec = Spec { scalars: &["DryRun", "AllAvailabilityZones"], lists: &["ZoneName", "ZoneId"], filters: true };
 
@@ -62,7 +62,7 @@ pub fn describe(net: &DefaultNetwork, params: &[(String, String)], request_id: &
         .filter(|z| (!named || names.contains(&z.name) || ids.contains(&z.id)) && matches(*z, input.filters()))
         .collect();
 
-    let mut x = Xml::response("DescribeAvailabilityZonesResponse", request_id);
+    let mut x = xml::response("DescribeAvailabilityZonesResponse", request_id);
     x.items("availabilityZoneInfo", &selected, |x, z| render(x, z));
     Ok(x.finish())
 }

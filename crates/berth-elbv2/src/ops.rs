@@ -10,7 +10,7 @@
 
 use crate::form::Form;
 use crate::model::*;
-use crate::xml::Xml;
+use crate::xml::{self, Xml};
 use crate::{Elbv2Error, Elbv2Request};
 use berth_store::Store;
 use sha2::{Digest, Sha256};
@@ -68,7 +68,7 @@ pub async fn dispatch(store: &dyn Store, req: &Elbv2Request<'_>) -> Result<Strin
         f,
     };
     let key = state_key(cx.account, cx.region);
-    let mut x = Xml::response(&action, req.request_id);
+    let mut x = xml::response(&action, req.request_id);
     match action.as_str() {
         "CreateLoadBalancer" => {
             let lb = update(store, &key, |s| create_lb(&cx, s)).await?;

@@ -9,6 +9,7 @@
 pub mod json;
 pub mod query;
 pub mod target;
+pub mod xml_writer;
 
 /// An error a service returns to a client. Each variant of a service's error
 /// enum maps to exactly one AWS exception name.

@@ -40,9 +40,7 @@ pub struct CapacityProviderRecord {
 }
 
 fn validate_name(name: &str) -> EcsResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 255
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let ok = crate::input::is_simple_name(name);
     if !ok {
         return Err(EcsError::invalid(
             "The capacity provider name can have up to 255 characters and may contain only letters (uppercase and lowercase), numbers, underscores, and hyphens.",

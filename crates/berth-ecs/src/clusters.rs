@@ -79,9 +79,7 @@ pub async fn resolve_active(
 }
 
 pub fn validate_name(name: &str) -> EcsResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 255
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let ok = crate::input::is_simple_name(name);
     if ok {
         Ok(())
     } else {

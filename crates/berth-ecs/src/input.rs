@@ -36,6 +36,12 @@ pub fn max_results(value: Option<i64>, max: i64) -> EcsResult<usize> {
     }
 }
 
+/// ECS's name rule for clusters, services, capacity providers and task
+/// definition families: 1 to 255 letters, digits, hyphens and underscores.
+pub fn is_simple_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,3 +77,4 @@ mod tests {
         assert!(max_results(Some(101), 100).is_err());
     }
 }
+

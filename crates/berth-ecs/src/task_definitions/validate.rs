@@ -39,14 +39,8 @@ pub fn one_of(value: &str, member: &str, allowed: &[&str]) -> EcsResult<()> {
     }
 }
 
-/// Up to 255 letters, numbers, hyphens and underscores: the rule for
-/// families, container names and volume names alike.
-pub fn is_simple_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 255
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
+/// Families, container names and volume names follow the same rule.
+pub use crate::input::is_simple_name;
 
 pub fn family(name: &str) -> EcsResult<()> {
     if is_simple_name(name) {

@@ -25,8 +25,6 @@ use serde_json::{Map, Value, json};
 pub struct Applied {
     /// False when a compare failed: nothing was written.
     pub committed: bool,
-    /// Whether the transaction wrote anything.
-    pub wrote: bool,
     pub started: Vec<String>,
     pub stopped: Vec<String>,
     /// Fewer tasks could be placed than the plan asked for.
@@ -318,21 +316,15 @@ pub async fn apply(
         r.push_event(e.clone(), now);
     }
 
-    let key = keys.service(cluster, name);
-    if r != *current {
-        txn = txn.put(key.clone(), repo::encode(&r)?);
-    }
-    if txn.ops.is_empty() {
+    if txn.ops.is_empty() && r == *current {
         applied.committed = true;
         return Ok(applied);
     }
-    // Every pass that changes anything compares the service record, so two
-    // passes over the same service never both commit.
-    txn = txn.require(key.clone(), Some(seen.service.mod_revision));
-    if r == *current {
-        txn = txn.put(key, repo::encode(&r)?);
-    }
-    applied.wrote = true;
+    // Every pass that changes anything compares and rewrites the service
+    // record (even unchanged): two passes over the same service never both
+    // commit, and the record's revision covers the tasks this one started.
+    let key = keys.service(cluster, name);
+    txn = txn.require(key.clone(), Some(seen.service.mod_revision)).put(key, repo::encode(&r)?);
     applied.committed = repo::commit(store, txn).await?;
     Ok(applied)
 }

@@ -868,8 +868,14 @@ async fn daemon_service_follows_its_instances() {
     let (s, _) = wait_daemon_on(&ecs, "daemon", &[&a, &b, &c], SETTLE).await;
     eprintln!("daemon: task on the joining instance after {:?}", t3.elapsed());
     assert_eq!(s.desired_count(), 3, "{}", summary(&s));
-    let s = wait_service(&ecs, "daemon", Duration::from_secs(30), "daemon steady", is_steady).await;
-    assert!(count_events(&s, "(service daemon) has reached a steady state.") >= 1, "{}", summary(&s));
+    // The steady-state event comes from the pass after the one that
+    // completed the deployment: wait for both.
+    let steady_event = "(service daemon) has reached a steady state.";
+    let s = wait_service(&ecs, "daemon", Duration::from_secs(30), "daemon steady", |s| {
+        is_steady(s) && count_events(s, steady_event) >= 1
+    })
+    .await;
+    assert!(count_events(&s, steady_event) >= 1, "{}", summary(&s));
 }
 
 #[tokio::test]

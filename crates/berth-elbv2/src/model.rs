@@ -76,6 +76,13 @@ pub struct Target {
     pub id: String,
     pub port: u16,
     pub availability_zone: Option<String>,
+    /// Set by DeregisterTargets when the group's
+    /// `deregistration_delay.timeout_seconds` is above zero: the target
+    /// takes no new requests, connections in flight may finish, and the
+    /// target leaves the group once the delay has passed (milliseconds
+    /// since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draining_since_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -85,6 +92,14 @@ pub struct Listener {
     pub port: u16,
     pub protocol: String,
     pub default_actions: Vec<Action>,
+    /// HTTPS/TLS listeners: the certificate ARNs, the first the default.
+    /// Berth resolves `arn:aws:acm:REGION:ACCOUNT:certificate/NAME` to the
+    /// PEM file `NAME.pem` (chain and private key) in the data plane's
+    /// certificate directory.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_policy: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,6 +180,45 @@ pub struct Condition {
 
 pub fn state_key(account: &str, region: &str) -> String {
     format!("elbv2/{account}/{region}/state")
+}
+
+/// What the data plane's health checks last found for every target of one
+/// (account, region): written by berth-lb when a target's state changes,
+/// read by DescribeTargetHealth and by the ECS service controller. Kept
+/// apart from the state record so health flips never conflict with API
+/// writes.
+pub fn health_key(account: &str, region: &str) -> String {
+    format!("elbv2/{account}/{region}/health")
+}
+
+/// Key of one target in [`HealthRecord::targets`].
+pub fn health_entry_key(target_group_arn: &str, id: &str, port: u16) -> String {
+    format!("{target_group_arn}|{id}|{port}")
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HealthRecord {
+    /// By [`health_entry_key`]. A registered target without an entry has
+    /// not been checked yet (`initial`).
+    pub targets: BTreeMap<String, TargetHealth>,
+}
+
+/// One target's health as ELB reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetHealth {
+    /// `initial`, `healthy` or `unhealthy` (`draining` and `unused` are
+    /// derived from the state record, not checked).
+    pub state: String,
+    /// ELB's reason code, e.g. `Target.ResponseCodeMismatch`,
+    /// `Target.Timeout`, `Target.FailedHealthChecks`,
+    /// `Elb.RegistrationInProgress`, `Elb.InitialHealthChecking`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// When the target entered this state (ms since the Unix epoch); slow
+    /// start counts from the moment a target became healthy.
+    pub since_ms: u64,
 }
 
 fn internal(msg: impl std::fmt::Display) -> Elbv2Error {

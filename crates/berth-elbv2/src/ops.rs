@@ -1032,6 +1032,8 @@ fn create_listener(cx: &Ctx, s: &mut State) -> Result<Listener, Elbv2Error> {
         port,
         protocol,
         default_actions: actions,
+        certificates: Vec::new(),
+        ssl_policy: None,
     };
     s.listeners.push(l.clone());
     Ok(l)
@@ -1263,6 +1265,7 @@ fn parse_targets(f: &Form, tg: &TargetGroup) -> Result<Vec<Target>, Elbv2Error> 
                 id,
                 port: port(t, "Port")?.unwrap_or(tg.port),
                 availability_zone: t.get("AvailabilityZone").map(str::to_string),
+                draining_since_ms: None,
             })
         })
         .collect()

@@ -1,0 +1,3 @@
+//! Traffic counters (being written).
+#[derive(Default)]
+pub struct Stats {}

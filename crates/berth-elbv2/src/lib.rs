@@ -1,10 +1,13 @@
-//! Groundwork for the Elastic Load Balancing v2 control plane (API version
-//! 2015-12-01): load balancers, target groups, listeners, rules, targets,
-//! attributes and tags, stored through [`berth_store::Store`].
+//! The Elastic Load Balancing v2 control plane (API version 2015-12-01):
+//! load balancers, target groups, listeners (HTTP, HTTPS and TLS with
+//! certificates, TCP, UDP, TCP_UDP), rules, targets, attributes and tags,
+//! stored through [`berth_store::Store`].
 //!
-//! Not yet served: the front door does not route `elasticloadbalancing`
-//! requests here, and there is no data plane, so registered targets never
-//! become healthy (see [`ops`] for the health states reported).
+//! Served by the front door (berth-server) for requests signed for
+//! `elasticloadbalancing`, over the same store as ECS. The data plane
+//! (berth-lb) reads the records written here and makes listeners listen;
+//! until it has checked a target, DescribeTargetHealth reports the states
+//! described in [`ops`].
 //!
 //! [`handle`] takes the decoded query-protocol form of one authenticated
 //! request and answers its XML body or an [`Elbv2Error`], which renders as
@@ -61,6 +64,12 @@ pub enum Elbv2Error {
     TooManyTags,
     #[error("{0}")]
     InvalidConfigurationRequest(String),
+    #[error("{0}")]
+    OperationNotPermitted(String),
+    #[error("SSL policy '{0}' not found")]
+    SslPolicyNotFound(String),
+    #[error("Certificate '{0}' not found")]
+    CertificateNotFound(String),
     #[error("Operation {0} is not supported by elasticloadbalancing in this version of Berth.")]
     UnsupportedOperation(String),
     #[error("Could not find operation {0} for version 2015-12-01")]
@@ -85,6 +94,9 @@ impl berth_wire::ServiceError for Elbv2Error {
             Elbv2Error::InvalidTarget(_) => "InvalidTarget",
             Elbv2Error::TooManyTags => "TooManyTags",
             Elbv2Error::InvalidConfigurationRequest(_) => "InvalidConfigurationRequest",
+            Elbv2Error::OperationNotPermitted(_) => "OperationNotPermitted",
+            Elbv2Error::SslPolicyNotFound(_) => "SSLPolicyNotFound",
+            Elbv2Error::CertificateNotFound(_) => "CertificateNotFound",
             Elbv2Error::UnsupportedOperation(_) => "UnsupportedOperation",
             Elbv2Error::InvalidAction(_) => "InvalidAction",
             Elbv2Error::Internal(_) => "InternalFailure",

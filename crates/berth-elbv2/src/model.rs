@@ -256,3 +256,172 @@ pub async fn update<T>(
         "The resource is being modified concurrently. Try again.",
     ))
 }
+
+// ---- targets: draining and health, shared by the API, the data plane and
+// the ECS service controller ----
+
+/// Milliseconds since the Unix epoch; times before it read as 0.
+pub fn epoch_ms(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The group's `deregistration_delay.timeout_seconds` in milliseconds
+/// (ELB's default is 300 s when the attribute is absent or unreadable).
+pub fn deregistration_delay_ms(tg: &TargetGroup) -> u64 {
+    tg.attributes
+        .get("deregistration_delay.timeout_seconds")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(300)
+        .saturating_mul(1000)
+}
+
+/// A listener's default actions or a rule forward to the group.
+pub fn in_use(s: &State, tg_arn: &str) -> bool {
+    s.listeners
+        .iter()
+        .flat_map(|l| &l.default_actions)
+        .chain(s.rules.iter().flat_map(|r| &r.actions))
+        .any(|a| a.target_groups().contains(&tg_arn))
+}
+
+/// A draining target whose deregistration delay has passed: it has left
+/// the group, whether or not a write has purged it from the record yet.
+/// Every reader treats such a target as absent.
+pub fn is_expired(target: &Target, tg: &TargetGroup, now_ms: u64) -> bool {
+    target
+        .draining_since_ms
+        .is_some_and(|since| now_ms >= since.saturating_add(deregistration_delay_ms(tg)))
+}
+
+/// When the target's draining ends (ms since the epoch), if it drains.
+pub fn draining_until_ms(target: &Target, tg: &TargetGroup) -> Option<u64> {
+    target
+        .draining_since_ms
+        .map(|since| since.saturating_add(deregistration_delay_ms(tg)))
+}
+
+/// Drops every expired draining target; true when anything was dropped.
+pub fn purge_expired(s: &mut State, now_ms: u64) -> bool {
+    let mut purged = false;
+    for tg in &mut s.target_groups {
+        let before = tg.targets.len();
+        let snapshot = tg.clone();
+        tg.targets.retain(|t| !is_expired(t, &snapshot, now_ms));
+        purged |= tg.targets.len() != before;
+    }
+    purged
+}
+
+/// The registered (not expired) target `id:port` of `tg`, draining or not.
+pub fn registered<'a>(tg: &'a TargetGroup, id: &str, port: u16, now_ms: u64) -> Option<&'a Target> {
+    tg.targets
+        .iter()
+        .find(|t| t.id == id && t.port == port && !is_expired(t, tg, now_ms))
+}
+
+/// [`update`] at `now_ms`: draining targets whose delay has passed are
+/// purged before `change` runs, so the record does not keep them forever.
+pub async fn update_at<T>(
+    store: &dyn Store,
+    key: &str,
+    now_ms: u64,
+    mut change: impl FnMut(&mut State) -> Result<T, Elbv2Error>,
+) -> Result<T, Elbv2Error> {
+    update(store, key, |s| {
+        purge_expired(s, now_ms);
+        change(s)
+    })
+    .await
+}
+
+/// The health record of one (account, region); empty when the data plane
+/// has written none yet.
+pub async fn load_health(store: &dyn Store, account: &str, region: &str) -> Result<HealthRecord, Elbv2Error> {
+    let key = health_key(account, region);
+    match store.get(&key).await.map_err(internal)? {
+        None => Ok(HealthRecord::default()),
+        Some(v) => serde_json::from_slice(&v.value)
+            .map_err(|e| internal(format!("undecodable record {key}: {e}"))),
+    }
+}
+
+/// What DescribeTargetHealth reports for one target: ELB's state, reason
+/// code and description (a `healthy` target has neither reason nor
+/// description).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetHealthView {
+    pub state: String,
+    pub reason: Option<String>,
+    pub description: Option<String>,
+}
+
+impl TargetHealthView {
+    fn new(state: &str, reason: &str, description: &str) -> Self {
+        TargetHealthView {
+            state: state.to_string(),
+            reason: Some(reason.to_string()),
+            description: Some(description.to_string()),
+        }
+    }
+}
+
+/// The health of target `id:port` of `tg` as ELB reports it, from the
+/// state record (registration, draining, use, health checks enabled) and
+/// the data plane's health record. Pure, so the API and the ECS service
+/// controller agree.
+pub fn target_health(
+    s: &State,
+    health: &HealthRecord,
+    tg: &TargetGroup,
+    id: &str,
+    port: u16,
+    now_ms: u64,
+) -> TargetHealthView {
+    let Some(target) = registered(tg, id, port, now_ms) else {
+        return TargetHealthView::new(
+            "unused",
+            "Target.NotRegistered",
+            "Target is not registered to the target group",
+        );
+    };
+    if target.draining_since_ms.is_some() {
+        return TargetHealthView::new(
+            "draining",
+            "Target.DeregistrationInProgress",
+            "Target deregistration is in progress",
+        );
+    }
+    if !in_use(s, &tg.arn) {
+        return TargetHealthView::new(
+            "unused",
+            "Target.NotInUse",
+            "Target group is not configured to receive traffic from the load balancer",
+        );
+    }
+    if !tg.health.enabled {
+        return TargetHealthView::new(
+            "unavailable",
+            "Target.HealthCheckDisabled",
+            "Health checks are disabled",
+        );
+    }
+    match health.targets.get(&health_entry_key(&tg.arn, id, port)) {
+        Some(h) if h.state == "healthy" => TargetHealthView {
+            state: h.state.clone(),
+            reason: None,
+            description: None,
+        },
+        Some(h) => TargetHealthView {
+            state: h.state.clone(),
+            reason: h.reason.clone(),
+            description: h.description.clone(),
+        },
+        None => TargetHealthView::new(
+            "initial",
+            "Elb.RegistrationInProgress",
+            "Target registration is in progress",
+        ),
+    }
+}

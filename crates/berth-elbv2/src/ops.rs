@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const UNSUPPORTED: &[&str] = &[
-    "AddListenerCertificates",
     "AddTrustStoreRevocations",
     "CreateTrustStore",
     "DeleteSharedTrustStoreAssociation",
@@ -26,7 +25,6 @@ const UNSUPPORTED: &[&str] = &[
     "DescribeAccountLimits",
     "DescribeCapacityReservation",
     "DescribeListenerAttributes",
-    "DescribeListenerCertificates",
     "DescribeSSLPolicies",
     "DescribeTrustStoreAssociations",
     "DescribeTrustStoreRevocations",
@@ -36,11 +34,8 @@ const UNSUPPORTED: &[&str] = &[
     "GetTrustStoreRevocationContent",
     "ModifyCapacityReservation",
     "ModifyIpPools",
-    "ModifyListener",
     "ModifyListenerAttributes",
-    "ModifyRule",
     "ModifyTrustStore",
-    "RemoveListenerCertificates",
     "RemoveTrustStoreRevocations",
     "SetIpAddressType",
     "SetSecurityGroups",
@@ -102,6 +97,22 @@ pub async fn dispatch(store: &dyn Store, req: &Elbv2Request<'_>) -> Result<Strin
             describe_listeners(&cx, &s, &mut x)?;
         }
         "DeleteListener" => update(store, &key, |s| delete_listener(&cx, s)).await?,
+        "ModifyListener" => {
+            let l = update(store, &key, |s| modify_listener(&cx, s)).await?;
+            x.members("Listeners", &[l], write_listener);
+        }
+        "DescribeListenerCertificates" => {
+            let (s, _) = load(store, &key).await?;
+            describe_listener_certificates(&cx, &s, &mut x)?;
+        }
+        "AddListenerCertificates" => {
+            let added = update(store, &key, |s| add_listener_certificates(&cx, s)).await?;
+            let listed: Vec<(String, bool)> = added.into_iter().map(|c| (c, false)).collect();
+            x.members("Certificates", &listed, write_certificate);
+        }
+        "RemoveListenerCertificates" => {
+            update(store, &key, |s| remove_listener_certificates(&cx, s)).await?
+        }
         "CreateRule" => {
             let r = update(store, &key, |s| create_rule(&cx, s)).await?;
             x.members("Rules", &[RuleView::Rule(r)], write_rule);
@@ -111,16 +122,25 @@ pub async fn dispatch(store: &dyn Store, req: &Elbv2Request<'_>) -> Result<Strin
             describe_rules(&cx, &s, &mut x)?;
         }
         "DeleteRule" => update(store, &key, |s| delete_rule(&cx, s)).await?,
+        "ModifyRule" => {
+            let r = update(store, &key, |s| modify_rule(&cx, s)).await?;
+            x.members("Rules", &[r], write_rule);
+        }
         "SetRulePriorities" => {
             let rules = update(store, &key, |s| set_priorities(&cx, s)).await?;
             let views: Vec<RuleView> = rules.into_iter().map(RuleView::Rule).collect();
             x.members("Rules", &views, write_rule);
         }
-        "RegisterTargets" => update(store, &key, |s| register(&cx, s, true)).await?,
-        "DeregisterTargets" => update(store, &key, |s| register(&cx, s, false)).await?,
+        "RegisterTargets" => {
+            update_at(store, &key, epoch_ms(cx.now), |s| register(&cx, s, true)).await?
+        }
+        "DeregisterTargets" => {
+            update_at(store, &key, epoch_ms(cx.now), |s| register(&cx, s, false)).await?
+        }
         "DescribeTargetHealth" => {
             let (s, _) = load(store, &key).await?;
-            describe_health(&cx, &s, &mut x)?;
+            let health = load_health(store, cx.account, cx.region).await?;
+            describe_health(&cx, &s, &health, &mut x)?;
         }
         "DescribeTargetGroupAttributes" | "DescribeLoadBalancerAttributes" => {
             let (s, _) = load(store, &key).await?;
@@ -357,7 +377,9 @@ fn create_lb(cx: &Ctx, s: &mut State) -> Result<LoadBalancer, Elbv2Error> {
         kind,
         scheme,
         created: iso8601(cx.now),
-        vpc_id: "vpc-default".to_string(),
+        vpc_id: default_network(cx.account, cx.region)
+            .map(|n| n.vpc.id)
+            .unwrap_or_else(|| "vpc-default".to_string()),
         subnets,
         security_groups: f.strings("SecurityGroups"),
         ip_address_type,
@@ -378,13 +400,42 @@ fn write_lb(x: &mut Xml, lb: &LoadBalancer) {
         .text("VpcId", &lb.vpc_id);
     x.open("State").text("Code", "active").close("State");
     x.text("Type", &lb.kind);
-    x.members("AvailabilityZones", &lb.subnets, |x, subnet| {
-        x.text("SubnetId", subnet);
+    x.members("AvailabilityZones", &availability_zones(lb), |x, (zone, subnet)| {
+        x.text("ZoneName", zone).text("SubnetId", subnet);
     });
     if lb.kind == "application" {
         x.strings("SecurityGroups", &lb.security_groups);
     }
     x.text("IpAddressType", &lb.ip_address_type);
+}
+
+/// The account's synthetic default network (berth-ec2), whose subnets
+/// name the zones.
+fn default_network(account: &str, region: &str) -> Option<berth_ec2::model::DefaultNetwork> {
+    let account: berth_arn::AccountId = account.parse().ok()?;
+    let region: berth_arn::Region = region.parse().ok()?;
+    Some(berth_ec2::model::DefaultNetwork::new(&account, &region))
+}
+
+/// (zone, subnet) of each of a load balancer's subnets: the default
+/// network's zone for its subnets, else the region's zones in order.
+fn availability_zones(lb: &LoadBalancer) -> Vec<(String, String)> {
+    // arn:aws:elasticloadbalancing:REGION:ACCOUNT:loadbalancer/...
+    let mut parts = lb.arn.split(':').skip(3);
+    let (region, account) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let net = default_network(account, region);
+    lb.subnets
+        .iter()
+        .enumerate()
+        .map(|(i, subnet)| {
+            let zone = net
+                .as_ref()
+                .and_then(|n| n.subnets.iter().find(|s| &s.id == subnet))
+                .map(|s| s.availability_zone.clone())
+                .unwrap_or_else(|| format!("{region}{}", (b'a' + (i % 26) as u8) as char));
+            (zone, subnet.clone())
+        })
+        .collect()
 }
 
 fn describe_lbs(cx: &Ctx, s: &State, x: &mut Xml) -> Result<(), Elbv2Error> {
@@ -573,6 +624,8 @@ fn create_tg(cx: &Ctx, s: &mut State) -> Result<TargetGroup, Elbv2Error> {
         for (k, val) in [
             ("stickiness.type", "lb_cookie"),
             ("stickiness.lb_cookie.duration_seconds", "86400"),
+            ("stickiness.app_cookie.cookie_name", ""),
+            ("stickiness.app_cookie.duration_seconds", "86400"),
             ("slow_start.duration_seconds", "0"),
             ("load_balancing.algorithm.type", "round_robin"),
         ] {
@@ -993,23 +1046,8 @@ fn create_listener(cx: &Ctx, s: &mut State) -> Result<Listener, Elbv2Error> {
         "TCP"
     };
     let protocol = f.get("Protocol").unwrap_or(default_protocol).to_string();
-    let allowed: &[&str] = if lb.kind == "application" {
-        &["HTTP", "HTTPS"]
-    } else {
-        &["TCP", "TLS", "UDP", "TCP_UDP"]
-    };
-    if !allowed.contains(&protocol.as_str()) {
-        return Err(v(format!(
-            "Protocol '{protocol}' must be one of '{}'",
-            allowed.join(", ")
-        )));
-    }
-    if protocol == "HTTPS" || protocol == "TLS" {
-        // Certificates are not modelled yet; refusing beats a listener that can never serve.
-        return Err(Elbv2Error::InvalidConfigurationRequest(format!(
-            "Listener protocol '{protocol}' is not supported by Berth yet"
-        )));
-    }
+    check_listener_protocol(&lb.kind, &protocol)?;
+    let (certificates, ssl_policy) = tls_settings(f, &protocol, None)?;
     let actions = parse_actions(s, &f.members("DefaultActions"), &lb.kind)?;
     if s.listeners
         .iter()
@@ -1032,8 +1070,8 @@ fn create_listener(cx: &Ctx, s: &mut State) -> Result<Listener, Elbv2Error> {
         port,
         protocol,
         default_actions: actions,
-        certificates: Vec::new(),
-        ssl_policy: None,
+        certificates,
+        ssl_policy,
     };
     s.listeners.push(l.clone());
     Ok(l)
@@ -1044,7 +1082,227 @@ fn write_listener(x: &mut Xml, l: &Listener) {
         .text("LoadBalancerArn", &l.lb_arn)
         .num("Port", l.port)
         .text("Protocol", &l.protocol);
+    // DescribeListeners names the default certificate only (without
+    // IsDefault); DescribeListenerCertificates lists them all.
+    if let Some(default) = l.certificates.first() {
+        x.members("Certificates", std::slice::from_ref(default), |x, c| {
+            x.text("CertificateArn", c);
+        });
+    }
+    x.opt("SslPolicy", l.ssl_policy.as_deref());
     x.members("DefaultActions", &l.default_actions, write_action);
+}
+
+/// The listener protocols each load balancer type accepts.
+fn check_listener_protocol(lb_kind: &str, protocol: &str) -> Result<(), Elbv2Error> {
+    let allowed: &[&str] = if lb_kind == "application" {
+        &["HTTP", "HTTPS"]
+    } else {
+        &["TCP", "TLS", "UDP", "TCP_UDP"]
+    };
+    if !allowed.contains(&protocol) {
+        return Err(v(format!(
+            "Protocol '{protocol}' must be one of '{}'",
+            allowed.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// ELB's default security policy for HTTPS and TLS listeners.
+pub const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-2016-08";
+
+/// The predefined security policies ELB knows (`DescribeSSLPolicies`);
+/// the data plane maps each to its protocol versions.
+const SSL_POLICIES: &[&str] = &[
+    "ELBSecurityPolicy-2016-08",
+    "ELBSecurityPolicy-TLS-1-0-2015-04",
+    "ELBSecurityPolicy-TLS-1-1-2017-01",
+    "ELBSecurityPolicy-TLS-1-2-2017-01",
+    "ELBSecurityPolicy-TLS-1-2-Ext-2018-06",
+    "ELBSecurityPolicy-FS-2018-06",
+    "ELBSecurityPolicy-FS-1-1-2019-08",
+    "ELBSecurityPolicy-FS-1-2-2019-08",
+    "ELBSecurityPolicy-FS-1-2-Res-2019-08",
+    "ELBSecurityPolicy-FS-1-2-Res-2020-10",
+    "ELBSecurityPolicy-2015-05",
+    "ELBSecurityPolicy-TLS13-1-0-2021-06",
+    "ELBSecurityPolicy-TLS13-1-1-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Ext1-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Ext2-2021-06",
+    "ELBSecurityPolicy-TLS13-1-3-2021-06",
+];
+
+/// `Certificates.member.N.CertificateArn` of a request, each checked to be an ARN.
+fn certificate_arns(f: &Form) -> Result<Vec<String>, Elbv2Error> {
+    f.members("Certificates")
+        .iter()
+        .map(|m| {
+            let arn = m.required("CertificateArn")?;
+            if !arn.starts_with("arn:") {
+                return Err(Elbv2Error::CertificateNotFound(arn.to_string()));
+            }
+            Ok(arn.to_string())
+        })
+        .collect()
+}
+
+/// A listener's certificates (the default first) and security policy once
+/// `f` is applied to `current` (none for CreateListener). HTTPS and TLS
+/// need a certificate; other protocols take neither.
+fn tls_settings(
+    f: &Form,
+    protocol: &str,
+    current: Option<&Listener>,
+) -> Result<(Vec<String>, Option<String>), Elbv2Error> {
+    let given = certificate_arns(f)?;
+    let policy = f.get("SslPolicy");
+    if protocol != "HTTPS" && protocol != "TLS" {
+        if !given.is_empty() {
+            return Err(v(format!(
+                "A certificate cannot be specified for {protocol} listeners"
+            )));
+        }
+        if policy.is_some() {
+            // ELB's own wording, misspelling included.
+            return Err(v(format!(
+                "An SSL policy cannot be specifed for {protocol} listeners"
+            )));
+        }
+        return Ok((Vec::new(), None));
+    }
+    if given.len() > 1 {
+        return Err(v(
+            "A listener can have only one default certificate; add more with AddListenerCertificates",
+        ));
+    }
+    let kept: Vec<String> = current.map(|l| l.certificates.clone()).unwrap_or_default();
+    let certificates = match given.into_iter().next() {
+        // A new default replaces the old one; the additional certificates stay.
+        Some(default) => std::iter::once(default.clone())
+            .chain(kept.into_iter().skip(1).filter(|c| *c != default))
+            .collect(),
+        None if !kept.is_empty() => kept,
+        None => {
+            return Err(v(format!(
+                "A certificate must be specified for {protocol} listeners"
+            )));
+        }
+    };
+    let policy = match policy {
+        Some(p) if SSL_POLICIES.contains(&p) => p.to_string(),
+        Some(p) => return Err(Elbv2Error::SslPolicyNotFound(p.to_string())),
+        None => current
+            .and_then(|l| l.ssl_policy.clone())
+            .unwrap_or_else(|| DEFAULT_SSL_POLICY.to_string()),
+    };
+    Ok((certificates, Some(policy)))
+}
+
+fn modify_listener(cx: &Ctx, s: &mut State) -> Result<Listener, Elbv2Error> {
+    let f = &cx.f;
+    let arn = f.required("ListenerArn")?.to_string();
+    let current = listener_by_arn(s, &arn)?.clone();
+    let lb = lb_by_arn(s, &current.lb_arn)?.clone();
+    let port = port(f, "Port")?.unwrap_or(current.port);
+    let protocol = f.get("Protocol").unwrap_or(&current.protocol).to_string();
+    check_listener_protocol(&lb.kind, &protocol)?;
+    let (certificates, ssl_policy) = tls_settings(f, &protocol, Some(&current))?;
+    let default_actions = if f.has("DefaultActions") {
+        parse_actions(s, &f.members("DefaultActions"), &lb.kind)?
+    } else {
+        current.default_actions.clone()
+    };
+    if s.listeners
+        .iter()
+        .any(|l| l.lb_arn == lb.arn && l.port == port && l.arn != arn)
+    {
+        return Err(Elbv2Error::DuplicateListener(lb.arn));
+    }
+    let l = s
+        .listeners
+        .iter_mut()
+        .find(|l| l.arn == arn)
+        .ok_or(Elbv2Error::ListenerNotFound)?;
+    l.port = port;
+    l.protocol = protocol;
+    l.certificates = certificates;
+    l.ssl_policy = ssl_policy;
+    l.default_actions = default_actions;
+    Ok(l.clone())
+}
+
+fn write_certificate(x: &mut Xml, c: &(String, bool)) {
+    x.text("CertificateArn", &c.0).bool("IsDefault", c.1);
+}
+
+fn describe_listener_certificates(cx: &Ctx, s: &State, x: &mut Xml) -> Result<(), Elbv2Error> {
+    let l = listener_by_arn(s, cx.f.required("ListenerArn")?)?;
+    let listed: Vec<(String, bool)> = l
+        .certificates
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.clone(), i == 0))
+        .collect();
+    let (items, next) = page(&cx.f, &listed)?;
+    x.members("Certificates", &items, write_certificate);
+    x.opt("NextMarker", next.as_deref());
+    Ok(())
+}
+
+fn add_listener_certificates(cx: &Ctx, s: &mut State) -> Result<Vec<String>, Elbv2Error> {
+    let arn = cx.f.required("ListenerArn")?.to_string();
+    let given = certificate_arns(&cx.f)?;
+    if given.is_empty() {
+        return Err(v("At least one certificate must be specified"));
+    }
+    let l = s
+        .listeners
+        .iter_mut()
+        .find(|l| l.arn == arn)
+        .ok_or(Elbv2Error::ListenerNotFound)?;
+    if l.protocol != "HTTPS" && l.protocol != "TLS" {
+        return Err(v(format!(
+            "Certificates cannot be added to {} listeners",
+            l.protocol
+        )));
+    }
+    for c in &given {
+        if !l.certificates.iter().skip(1).any(|e| e == c) {
+            l.certificates.push(c.clone());
+        }
+    }
+    Ok(given)
+}
+
+fn remove_listener_certificates(cx: &Ctx, s: &mut State) -> Result<(), Elbv2Error> {
+    let arn = cx.f.required("ListenerArn")?.to_string();
+    let given = certificate_arns(&cx.f)?;
+    if given.is_empty() {
+        return Err(v("At least one certificate must be specified"));
+    }
+    let l = s
+        .listeners
+        .iter_mut()
+        .find(|l| l.arn == arn)
+        .ok_or(Elbv2Error::ListenerNotFound)?;
+    if l.certificates.first().is_some_and(|d| given.contains(d)) {
+        return Err(Elbv2Error::OperationNotPermitted(
+            "The default certificate cannot be removed from a listener; replace it with ModifyListener".into(),
+        ));
+    }
+    let default = l.certificates.first().cloned();
+    let rest: Vec<String> = l
+        .certificates
+        .iter()
+        .skip(1)
+        .filter(|c| !given.contains(c))
+        .cloned()
+        .collect();
+    l.certificates = default.into_iter().chain(rest).collect();
+    Ok(())
 }
 
 fn describe_listeners(cx: &Ctx, s: &State, x: &mut Xml) -> Result<(), Elbv2Error> {
@@ -1213,6 +1471,61 @@ fn delete_rule(cx: &Ctx, s: &mut State) -> Result<(), Elbv2Error> {
     Ok(())
 }
 
+/// ModifyRule: new conditions and/or actions. The default rule takes
+/// actions only (they become its listener's default actions).
+fn modify_rule(cx: &Ctx, s: &mut State) -> Result<RuleView, Elbv2Error> {
+    let f = &cx.f;
+    let arn = f.required("RuleArn")?.to_string();
+    if let Some(l) = s.listeners.iter().find(|l| default_rule_arn(&l.arn) == arn) {
+        let l = l.clone();
+        if f.has("Conditions") {
+            return Err(Elbv2Error::OperationNotPermitted(
+                "The conditions of a default rule cannot be modified".into(),
+            ));
+        }
+        let kind = lb_by_arn(s, &l.lb_arn)?.kind.clone();
+        let actions = if f.has("Actions") {
+            Some(parse_actions(s, &f.members("Actions"), &kind)?)
+        } else {
+            None
+        };
+        let l = s
+            .listeners
+            .iter_mut()
+            .find(|e| e.arn == l.arn)
+            .ok_or(Elbv2Error::ListenerNotFound)?;
+        if let Some(a) = actions {
+            l.default_actions = a;
+        }
+        return Ok(RuleView::Default(l.clone()));
+    }
+    if !s.rules.iter().any(|r| r.arn == arn) {
+        return Err(Elbv2Error::RuleNotFound);
+    }
+    let conditions = if f.has("Conditions") {
+        Some(parse_conditions(&f.members("Conditions"))?)
+    } else {
+        None
+    };
+    let actions = if f.has("Actions") {
+        Some(parse_actions(s, &f.members("Actions"), "application")?)
+    } else {
+        None
+    };
+    let r = s
+        .rules
+        .iter_mut()
+        .find(|r| r.arn == arn)
+        .ok_or(Elbv2Error::RuleNotFound)?;
+    if let Some(c) = conditions {
+        r.conditions = c;
+    }
+    if let Some(a) = actions {
+        r.actions = a;
+    }
+    Ok(RuleView::Rule(r.clone()))
+}
+
 fn set_priorities(cx: &Ctx, s: &mut State) -> Result<Vec<Rule>, Elbv2Error> {
     let mut changes = Vec::new();
     for m in cx.f.members("RulePriorities") {
@@ -1271,22 +1584,40 @@ fn parse_targets(f: &Form, tg: &TargetGroup) -> Result<Vec<Target>, Elbv2Error> 
         .collect()
 }
 
+/// RegisterTargets (`add`) and DeregisterTargets. Deregistering a target
+/// of a group in use with a deregistration delay above zero leaves it
+/// draining (connections in flight may finish; readers drop it once the
+/// delay has passed, see [`is_expired`]); registering a draining target
+/// again makes it a full member at once.
 fn register(cx: &Ctx, s: &mut State, add: bool) -> Result<(), Elbv2Error> {
     let arn = cx.f.required("TargetGroupArn")?.to_string();
+    let now_ms = epoch_ms(cx.now);
+    let used = in_use(s, &arn);
     let tg = s
         .target_groups
         .iter_mut()
         .find(|t| t.arn == arn)
         .ok_or(Elbv2Error::TargetGroupNotFound)?;
     let targets = parse_targets(&cx.f, tg)?;
+    let drains = used && deregistration_delay_ms(tg) > 0;
     for t in targets {
         let same = |e: &Target| e.id == t.id && e.port == t.port;
+        let snapshot = tg.clone();
+        let live = |e: &Target| same(e) && !is_expired(e, &snapshot, now_ms);
         if add {
-            if !tg.targets.iter().any(same) {
-                tg.targets.push(t);
+            match tg.targets.iter_mut().find(|e| same(e)) {
+                Some(e) => e.draining_since_ms = None,
+                None => tg.targets.push(t),
             }
-        } else if tg.targets.iter().any(same) {
-            tg.targets.retain(|e| !same(e));
+        } else if tg.targets.iter().any(live) {
+            if drains {
+                for e in tg.targets.iter_mut().filter(|e| same(e)) {
+                    // Deregistering again does not restart the delay.
+                    e.draining_since_ms.get_or_insert(now_ms);
+                }
+            } else {
+                tg.targets.retain(|e| !same(e));
+            }
         } else {
             return Err(Elbv2Error::InvalidTarget(format!(
                 "The following targets are not registered in target group '{arn}': '{}'",
@@ -1297,35 +1628,25 @@ fn register(cx: &Ctx, s: &mut State, add: bool) -> Result<(), Elbv2Error> {
     Ok(())
 }
 
-fn describe_health(cx: &Ctx, s: &State, x: &mut Xml) -> Result<(), Elbv2Error> {
+fn describe_health(
+    cx: &Ctx,
+    s: &State,
+    health: &HealthRecord,
+    x: &mut Xml,
+) -> Result<(), Elbv2Error> {
     let tg = tg_by_arn(s, cx.f.required("TargetGroupArn")?)?;
+    let now_ms = epoch_ms(cx.now);
     let asked = if cx.f.has("Targets") {
         parse_targets(&cx.f, tg)?
     } else {
-        tg.targets.clone()
+        tg.targets
+            .iter()
+            .filter(|t| !is_expired(t, tg, now_ms))
+            .cloned()
+            .collect()
     };
-    let used = tg_in_use(s, &tg.arn);
     x.members("TargetHealthDescriptions", &asked, |x, t| {
-        let registered = tg.targets.contains(t);
-        let (state, reason, desc) = if !registered {
-            (
-                "unused",
-                "Target.NotRegistered",
-                "Target is not registered to the target group",
-            )
-        } else if !used {
-            (
-                "unused",
-                "Target.NotInUse",
-                "Target group is not configured to receive traffic from the load balancer",
-            )
-        } else {
-            (
-                "initial",
-                "Elb.RegistrationInProgress",
-                "Target registration is in progress",
-            )
-        };
+        let h = target_health(s, health, tg, &t.id, t.port, now_ms);
         x.open("Target")
             .text("Id", &t.id)
             .num("Port", t.port)
@@ -1338,9 +1659,9 @@ fn describe_health(cx: &Ctx, s: &State, x: &mut Xml) -> Result<(), Elbv2Error> {
         };
         x.text("HealthCheckPort", &hc_port);
         x.open("TargetHealth")
-            .text("State", state)
-            .text("Reason", reason)
-            .text("Description", desc)
+            .text("State", &h.state)
+            .opt("Reason", h.reason.as_deref())
+            .opt("Description", h.description.as_deref())
             .close("TargetHealth");
     });
     Ok(())
@@ -1360,22 +1681,39 @@ fn attributes(cx: &Ctx, s: &State, tg: bool) -> Result<BTreeMap<String, String>,
     }
 }
 
+/// Is `key=value` an attribute this resource takes? `http_group` is
+/// `Some(true)` for an HTTP/HTTPS target group, `Some(false)` for another
+/// target group, `None` for a load balancer.
 fn check_attribute(
     key: &str,
     value: &str,
     known: &BTreeMap<String, String>,
+    http_group: Option<bool>,
 ) -> Result<(), Elbv2Error> {
     let int_in = |lo: i64, hi: i64| value.parse::<i64>().is_ok_and(|n| (lo..=hi).contains(&n));
     let ok = match key {
         "deregistration_delay.timeout_seconds" => int_in(0, 3600),
         "slow_start.duration_seconds" => value == "0" || int_in(30, 900),
-        "stickiness.lb_cookie.duration_seconds" => int_in(1, 604_800),
+        "stickiness.lb_cookie.duration_seconds" | "stickiness.app_cookie.duration_seconds" => {
+            int_in(1, 604_800)
+        }
+        // A cookie name (RFC 6265 token) that is not one of ELB's own.
+        "stickiness.app_cookie.cookie_name" => {
+            value.len() <= 255
+                && !value.starts_with("AWSALB")
+                && value.bytes().all(|b| {
+                    b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b)
+                })
+        }
         "idle_timeout.timeout_seconds" => int_in(1, 4000),
         "stickiness.enabled"
         | "deletion_protection.enabled"
         | "routing.http2.enabled"
         | "load_balancing.cross_zone.enabled" => value == "true" || value == "false",
-        "stickiness.type" => ["lb_cookie", "app_cookie", "source_ip"].contains(&value),
+        "stickiness.type" => match http_group {
+            Some(true) => ["lb_cookie", "app_cookie"].contains(&value),
+            _ => value == "source_ip",
+        },
         "load_balancing.algorithm.type" => {
             ["round_robin", "least_outstanding_requests"].contains(&value)
         }
@@ -1399,14 +1737,16 @@ fn modify_attributes(
     s: &mut State,
     tg: bool,
 ) -> Result<BTreeMap<String, String>, Elbv2Error> {
+    let mut http_group = None;
     let attrs = if tg {
         let arn = cx.f.required("TargetGroupArn")?;
-        &mut s
+        let group = s
             .target_groups
             .iter_mut()
             .find(|t| t.arn == arn)
-            .ok_or(Elbv2Error::TargetGroupNotFound)?
-            .attributes
+            .ok_or(Elbv2Error::TargetGroupNotFound)?;
+        http_group = Some(group.protocol == "HTTP" || group.protocol == "HTTPS");
+        &mut group.attributes
     } else {
         let arn = cx.f.required("LoadBalancerArn")?;
         &mut s
@@ -1424,7 +1764,7 @@ fn modify_attributes(
     for a in &list {
         let key = a.required("Key")?.to_string();
         let value = a.required("Value")?.to_string();
-        check_attribute(&key, &value, attrs)?;
+        check_attribute(&key, &value, attrs, http_group)?;
         changed.insert(key, value);
     }
     attrs.extend(changed);
@@ -1471,6 +1811,8 @@ fn tags_of<'s>(s: &'s mut State, arn: &str) -> Result<&'s mut Tags, Elbv2Error> 
         Elbv2Error::TargetGroupNotFound
     } else if arn.contains(":listener-rule/") {
         Elbv2Error::RuleNotFound
+    } else if arn.contains(":listener/") {
+        Elbv2Error::ListenerNotFound
     } else {
         Elbv2Error::LoadBalancerNotFound
     })
@@ -1484,6 +1826,15 @@ fn tags(cx: &Ctx, s: &mut State, add: bool) -> Result<(), Elbv2Error> {
     let new = if add { parse_tags(&cx.f)? } else { Vec::new() };
     let keys = cx.f.strings("TagKeys");
     for arn in &arns {
+        // Listeners keep no tags yet: removing is a no-op, adding is refused.
+        if s.listeners.iter().any(|l| &l.arn == arn) {
+            if add {
+                return Err(Elbv2Error::InvalidConfigurationRequest(
+                    "Berth does not keep tags on listeners yet".into(),
+                ));
+            }
+            continue;
+        }
         let tags = tags_of(s, arn)?;
         if add {
             for (k, val) in &new {
@@ -1507,6 +1858,11 @@ fn describe_tags(cx: &Ctx, s: &State, x: &mut Xml) -> Result<(), Elbv2Error> {
     let mut s = s.clone();
     let mut out = Vec::new();
     for arn in &arns {
+        if s.listeners.iter().any(|l| &l.arn == arn) {
+            // Listeners keep no tags yet (see `tags`).
+            out.push((arn.clone(), Vec::new()));
+            continue;
+        }
         out.push((arn.clone(), tags_of(&mut s, arn)?.clone()));
     }
     x.members("TagDescriptions", &out, |x, (arn, tags)| {

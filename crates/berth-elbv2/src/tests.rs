@@ -689,11 +689,14 @@ async fn targets_register_deregister_and_health() {
             &[("TargetGroupArn", &tg), ("Targets.member.1.Id", "i-0abc")],
         )
         .await;
-    assert_eq!(text(&x, "Reason"), "Target.NotRegistered");
+    // The group is in use and its deregistration delay is 300 s: the
+    // target drains first.
+    assert_eq!(text(&x, "State"), "draining");
+    assert_eq!(text(&x, "Reason"), "Target.DeregistrationInProgress");
     let e = env
         .err(
             "DeregisterTargets",
-            &[("TargetGroupArn", &tg), ("Targets.member.1.Id", "i-0abc")],
+            &[("TargetGroupArn", &tg), ("Targets.member.1.Id", "i-0zzz")],
         )
         .await;
     assert_eq!(e.code(), "InvalidTarget");
@@ -898,4 +901,537 @@ async fn a_conflicting_write_reruns_the_change() {
     .unwrap();
     assert_eq!(runs, 2);
     assert!(store.inner.get(&key).await.unwrap().is_some());
+}
+
+fn stored_state(env: &Env) -> impl std::future::Future<Output = model::State> + '_ {
+    async move {
+        let key = model::state_key("123456789012", "us-east-1");
+        model::load(&env.store, &key).await.unwrap().0
+    }
+}
+
+#[tokio::test]
+async fn a_draining_target_leaves_after_the_delay_and_is_purged() {
+    let env = Env::new();
+    let tg = env.tg("tg", "HTTP").await;
+    let lb = env.alb("web").await;
+    env.listener(&lb, "80", &tg).await;
+    env.ok(
+        "ModifyTargetGroupAttributes",
+        &[
+            ("TargetGroupArn", &tg),
+            ("Attributes.member.1.Key", "deregistration_delay.timeout_seconds"),
+            ("Attributes.member.1.Value", "2"),
+        ],
+    )
+    .await;
+    let one = [("TargetGroupArn", tg.as_str()), ("Targets.member.1.Id", "i-0abc")];
+    env.ok("RegisterTargets", &one).await;
+    env.ok("DeregisterTargets", &one).await; // t
+    let x = env.ok("DescribeTargetHealth", &[("TargetGroupArn", &tg)]).await; // t+1
+    assert_eq!(all(&x, "State"), vec!["draining"]);
+    assert_eq!(text(&x, "Description"), "Target deregistration is in progress");
+    let x = env.ok("DescribeTargetHealth", &one).await; // t+2: expired
+    assert_eq!(text(&x, "Reason"), "Target.NotRegistered");
+    let x = env.ok("DescribeTargetHealth", &[("TargetGroupArn", &tg)]).await;
+    assert!(all(&x, "Id").is_empty(), "an expired target is absent: {x}");
+    assert_eq!(stored_state(&env).await.target_groups[0].targets.len(), 1, "reads do not write");
+    // Any later write of the targets purges it.
+    env.ok(
+        "RegisterTargets",
+        &[("TargetGroupArn", &tg), ("Targets.member.1.Id", "i-0def")],
+    )
+    .await;
+    let ids: Vec<String> = stored_state(&env).await.target_groups[0].targets.iter().map(|t| t.id.clone()).collect();
+    assert_eq!(ids, vec!["i-0def"]);
+    // Deregistering an expired target: it is not registered any more.
+    assert_eq!(env.err("DeregisterTargets", &one).await.code(), "InvalidTarget");
+}
+
+#[tokio::test]
+async fn registering_a_draining_target_again_clears_draining() {
+    let env = Env::new();
+    let tg = env.tg("tg", "HTTP").await;
+    let lb = env.alb("web").await;
+    env.listener(&lb, "80", &tg).await;
+    let one = [("TargetGroupArn", tg.as_str()), ("Targets.member.1.Id", "i-0abc")];
+    env.ok("RegisterTargets", &one).await;
+    env.ok("DeregisterTargets", &one).await;
+    let since = stored_state(&env).await.target_groups[0].targets[0].draining_since_ms;
+    assert!(since.is_some());
+    // Deregistering again does not restart the delay.
+    env.ok("DeregisterTargets", &one).await;
+    assert_eq!(stored_state(&env).await.target_groups[0].targets[0].draining_since_ms, since);
+    env.ok("RegisterTargets", &one).await;
+    let s = stored_state(&env).await;
+    assert_eq!(s.target_groups[0].targets.len(), 1);
+    assert_eq!(s.target_groups[0].targets[0].draining_since_ms, None);
+    let x = env.ok("DescribeTargetHealth", &one).await;
+    assert_eq!(text(&x, "State"), "initial");
+}
+
+#[tokio::test]
+async fn targets_leave_at_once_when_unused_or_without_delay() {
+    let env = Env::new();
+    let tg = env.tg("tg", "HTTP").await;
+    let one = [("TargetGroupArn", tg.as_str()), ("Targets.member.1.Id", "i-0abc")];
+    // Not in use by any listener: nothing to drain.
+    env.ok("RegisterTargets", &one).await;
+    env.ok("DeregisterTargets", &one).await;
+    assert!(stored_state(&env).await.target_groups[0].targets.is_empty());
+    // In use, delay 0.
+    let lb = env.alb("web").await;
+    env.listener(&lb, "80", &tg).await;
+    env.ok(
+        "ModifyTargetGroupAttributes",
+        &[
+            ("TargetGroupArn", &tg),
+            ("Attributes.member.1.Key", "deregistration_delay.timeout_seconds"),
+            ("Attributes.member.1.Value", "0"),
+        ],
+    )
+    .await;
+    env.ok("RegisterTargets", &one).await;
+    env.ok("DeregisterTargets", &one).await;
+    assert!(stored_state(&env).await.target_groups[0].targets.is_empty());
+}
+
+#[tokio::test]
+async fn target_health_comes_from_the_health_record() {
+    let env = Env::new();
+    let tg = env.tg("tg", "HTTP").await;
+    let lb = env.alb("web").await;
+    env.listener(&lb, "80", &tg).await;
+    env.ok(
+        "RegisterTargets",
+        &[
+            ("TargetGroupArn", &tg),
+            ("Targets.member.1.Id", "i-0abc"),
+            ("Targets.member.2.Id", "i-0def"),
+            ("Targets.member.3.Id", "i-0ghi"),
+        ],
+    )
+    .await;
+    let mut h = model::HealthRecord::default();
+    h.targets.insert(
+        model::health_entry_key(&tg, "i-0abc", 80),
+        model::TargetHealth { state: "healthy".into(), reason: None, description: None, since_ms: 1 },
+    );
+    h.targets.insert(
+        model::health_entry_key(&tg, "i-0def", 80),
+        model::TargetHealth {
+            state: "unhealthy".into(),
+            reason: Some("Target.ResponseCodeMismatch".into()),
+            description: Some("Health checks failed with these codes: [500]".into()),
+            since_ms: 1,
+        },
+    );
+    let key = model::health_key("123456789012", "us-east-1");
+    let txn = berth_store::Txn::new().put(key, serde_json::to_vec(&h).unwrap());
+    env.store.txn(txn).await.unwrap();
+    let x = env.ok("DescribeTargetHealth", &[("TargetGroupArn", &tg)]).await;
+    assert_eq!(all(&x, "State"), vec!["healthy", "unhealthy", "initial"]);
+    // A healthy target has neither Reason nor Description.
+    assert_eq!(all(&x, "Reason"), vec!["Target.ResponseCodeMismatch", "Elb.RegistrationInProgress"]);
+    assert_eq!(
+        all(&x, "Description"),
+        vec!["Health checks failed with these codes: [500]", "Target registration is in progress"]
+    );
+    env.ok(
+        "ModifyTargetGroup",
+        &[("TargetGroupArn", &tg), ("HealthCheckEnabled", "false")],
+    )
+    .await;
+    let x = env.ok("DescribeTargetHealth", &[("TargetGroupArn", &tg)]).await;
+    assert_eq!(all(&x, "State"), vec!["unavailable"; 3]);
+    assert_eq!(text(&x, "Reason"), "Target.HealthCheckDisabled");
+}
+
+// ---- listeners with certificates, ModifyListener, ModifyRule ----
+
+const CERT_A: &str = "arn:aws:acm:us-east-1:123456789012:certificate/a";
+const CERT_B: &str = "arn:aws:acm:us-east-1:123456789012:certificate/b";
+const CERT_C: &str = "arn:aws:acm:us-east-1:123456789012:certificate/c";
+
+async fn https_listener(env: &Env, lb: &str, port: &str, tg: &str, extra: &[(&str, &str)]) -> Result<String, Elbv2Error> {
+    let mut p = vec![
+        ("LoadBalancerArn", lb),
+        ("Protocol", "HTTPS"),
+        ("Port", port),
+        ("DefaultActions.member.1.Type", "forward"),
+        ("DefaultActions.member.1.TargetGroupArn", tg),
+    ];
+    p.extend_from_slice(extra);
+    env.call("CreateListener", &p).await
+}
+
+#[tokio::test]
+async fn https_listener_needs_a_certificate_and_gets_the_default_policy() {
+    let env = Env::new();
+    let lb = env.alb("tls").await;
+    let tg = env.tg("tls-tg", "HTTP").await;
+    let e = https_listener(&env, &lb, "20443", &tg, &[]).await.unwrap_err();
+    assert_eq!(e.code(), "ValidationError");
+    assert_eq!(e.to_string(), "A certificate must be specified for HTTPS listeners");
+    let e = https_listener(&env, &lb, "20443", &tg, &[("Certificates.member.1.CertificateArn", "not-an-arn")])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "CertificateNotFound");
+    let e = https_listener(
+        &env,
+        &lb,
+        "20443",
+        &tg,
+        &[("Certificates.member.1.CertificateArn", CERT_A), ("SslPolicy", "Nope")],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.code(), "SSLPolicyNotFound");
+    // HTTP takes no certificate.
+    let e = env
+        .err(
+            "CreateListener",
+            &[
+                ("LoadBalancerArn", &lb),
+                ("Protocol", "HTTP"),
+                ("Port", "20080"),
+                ("DefaultActions.member.1.Type", "forward"),
+                ("DefaultActions.member.1.TargetGroupArn", &tg),
+                ("Certificates.member.1.CertificateArn", CERT_A),
+            ],
+        )
+        .await;
+    assert_eq!(e.to_string(), "A certificate cannot be specified for HTTP listeners");
+
+    let x = https_listener(&env, &lb, "20443", &tg, &[("Certificates.member.1.CertificateArn", CERT_A)])
+        .await
+        .unwrap();
+    assert!(
+        x.contains(&format!(
+            "<Certificates><member><CertificateArn>{CERT_A}</CertificateArn></member></Certificates><SslPolicy>ELBSecurityPolicy-2016-08</SslPolicy><DefaultActions>"
+        )),
+        "{x}"
+    );
+    let arn = text(&x, "ListenerArn");
+    let d = env.ok("DescribeListeners", &[("ListenerArns.member.1", &arn)]).await;
+    assert_eq!(text(&d, "SslPolicy"), "ELBSecurityPolicy-2016-08");
+    assert_eq!(all(&d, "CertificateArn"), vec![CERT_A]);
+}
+
+#[tokio::test]
+async fn tls_listeners_on_network_load_balancers() {
+    let env = Env::new();
+    let x = env
+        .ok(
+            "CreateLoadBalancer",
+            &[("Name", "nlb"), ("Type", "network"), ("Subnets.member.1", "subnet-a")],
+        )
+        .await;
+    let lb = text(&x, "LoadBalancerArn");
+    let tg = env.tg("tcp", "TCP").await;
+    let base = [
+        ("LoadBalancerArn", lb.as_str()),
+        ("Protocol", "TLS"),
+        ("Port", "21000"),
+        ("DefaultActions.member.1.Type", "forward"),
+        ("DefaultActions.member.1.TargetGroupArn", tg.as_str()),
+    ];
+    let e = env.err("CreateListener", &base).await;
+    assert_eq!(e.to_string(), "A certificate must be specified for TLS listeners");
+    let mut p = base.to_vec();
+    p.push(("Certificates.member.1.CertificateArn", CERT_A));
+    p.push(("SslPolicy", "ELBSecurityPolicy-TLS13-1-2-2021-06"));
+    let x = env.ok("CreateListener", &p).await;
+    assert_eq!(text(&x, "Protocol"), "TLS");
+    assert_eq!(text(&x, "SslPolicy"), "ELBSecurityPolicy-TLS13-1-2-2021-06");
+    // HTTPS is for application load balancers only.
+    let mut p = base.to_vec();
+    p[1] = ("Protocol", "HTTPS");
+    p[2] = ("Port", "21001");
+    p.push(("Certificates.member.1.CertificateArn", CERT_A));
+    assert_eq!(env.err("CreateListener", &p).await.code(), "ValidationError");
+}
+
+#[tokio::test]
+async fn listener_certificates_add_describe_remove() {
+    let env = Env::new();
+    let lb = env.alb("certs").await;
+    let tg = env.tg("certs-tg", "HTTP").await;
+    let x = https_listener(&env, &lb, "20443", &tg, &[("Certificates.member.1.CertificateArn", CERT_A)])
+        .await
+        .unwrap();
+    let l = text(&x, "ListenerArn");
+    let x = env
+        .ok(
+            "AddListenerCertificates",
+            &[
+                ("ListenerArn", &l),
+                ("Certificates.member.1.CertificateArn", CERT_B),
+                ("Certificates.member.2.CertificateArn", CERT_C),
+            ],
+        )
+        .await;
+    assert_eq!(all(&x, "CertificateArn"), vec![CERT_B, CERT_C]);
+    assert_eq!(all(&x, "IsDefault"), vec!["false", "false"]);
+    let d = env.ok("DescribeListenerCertificates", &[("ListenerArn", &l)]).await;
+    assert_eq!(all(&d, "CertificateArn"), vec![CERT_A, CERT_B, CERT_C]);
+    assert_eq!(all(&d, "IsDefault"), vec!["true", "false", "false"]);
+    let d = env
+        .ok("DescribeListenerCertificates", &[("ListenerArn", &l), ("PageSize", "2")])
+        .await;
+    assert_eq!(all(&d, "CertificateArn"), vec![CERT_A, CERT_B]);
+    assert_eq!(text(&d, "NextMarker"), "2");
+    // Adding one again changes nothing.
+    env.ok(
+        "AddListenerCertificates",
+        &[("ListenerArn", &l), ("Certificates.member.1.CertificateArn", CERT_B)],
+    )
+    .await;
+    env.ok(
+        "RemoveListenerCertificates",
+        &[("ListenerArn", &l), ("Certificates.member.1.CertificateArn", CERT_B)],
+    )
+    .await;
+    let d = env.ok("DescribeListenerCertificates", &[("ListenerArn", &l)]).await;
+    assert_eq!(all(&d, "CertificateArn"), vec![CERT_A, CERT_C]);
+    let e = env
+        .err(
+            "RemoveListenerCertificates",
+            &[("ListenerArn", &l), ("Certificates.member.1.CertificateArn", CERT_A)],
+        )
+        .await;
+    assert_eq!(e.code(), "OperationNotPermitted");
+    // An HTTP listener takes none.
+    let plain = env.listener(&lb, "20080", &tg).await;
+    let e = env
+        .err(
+            "AddListenerCertificates",
+            &[("ListenerArn", &plain), ("Certificates.member.1.CertificateArn", CERT_B)],
+        )
+        .await;
+    assert_eq!(e.code(), "ValidationError");
+    let e = env
+        .err("DescribeListenerCertificates", &[("ListenerArn", &format!("{l}0"))])
+        .await;
+    assert_eq!(e.code(), "ListenerNotFound");
+}
+
+#[tokio::test]
+async fn modify_listener_changes_port_protocol_certificates_and_actions() {
+    let env = Env::new();
+    let lb = env.alb("mod").await;
+    let tg = env.tg("mod-tg", "HTTP").await;
+    let other = env.tg("mod-tg2", "HTTP").await;
+    let a = env.listener(&lb, "20001", &tg).await;
+    let b = env.listener(&lb, "20002", &tg).await;
+    let e = env.err("ModifyListener", &[("ListenerArn", &b), ("Port", "20001")]).await;
+    assert_eq!(e.code(), "DuplicateListener");
+    // Its own port is no conflict.
+    env.ok("ModifyListener", &[("ListenerArn", &a), ("Port", "20001")]).await;
+    let e = env.err("ModifyListener", &[("ListenerArn", &b), ("Protocol", "HTTPS")]).await;
+    assert_eq!(e.to_string(), "A certificate must be specified for HTTPS listeners");
+    let x = env
+        .ok(
+            "ModifyListener",
+            &[
+                ("ListenerArn", &b),
+                ("Port", "20003"),
+                ("Protocol", "HTTPS"),
+                ("Certificates.member.1.CertificateArn", CERT_A),
+                ("DefaultActions.member.1.Type", "forward"),
+                ("DefaultActions.member.1.TargetGroupArn", &other),
+            ],
+        )
+        .await;
+    assert_eq!(text(&x, "Port"), "20003");
+    assert_eq!(text(&x, "Protocol"), "HTTPS");
+    assert_eq!(text(&x, "SslPolicy"), "ELBSecurityPolicy-2016-08");
+    assert_eq!(text(&x, "TargetGroupArn"), other);
+    // A new default certificate keeps the additional ones.
+    env.ok(
+        "AddListenerCertificates",
+        &[("ListenerArn", &b), ("Certificates.member.1.CertificateArn", CERT_C)],
+    )
+    .await;
+    env.ok(
+        "ModifyListener",
+        &[("ListenerArn", &b), ("Certificates.member.1.CertificateArn", CERT_B)],
+    )
+    .await;
+    let d = env.ok("DescribeListenerCertificates", &[("ListenerArn", &b)]).await;
+    assert_eq!(all(&d, "CertificateArn"), vec![CERT_B, CERT_C]);
+    // Back to HTTP drops certificates and policy.
+    let x = env.ok("ModifyListener", &[("ListenerArn", &b), ("Protocol", "HTTP")]).await;
+    assert!(!x.contains("Certificates") && !x.contains("SslPolicy"), "{x}");
+    // tg is no longer used by b, but still by a.
+    assert_eq!(env.err("DeleteTargetGroup", &[("TargetGroupArn", &tg)]).await.code(), "ResourceInUse");
+    env.ok(
+        "ModifyListener",
+        &[
+            ("ListenerArn", &a),
+            ("DefaultActions.member.1.Type", "fixed-response"),
+            ("DefaultActions.member.1.FixedResponseConfig.StatusCode", "204"),
+        ],
+    )
+    .await;
+    env.ok("DeleteTargetGroup", &[("TargetGroupArn", &tg)]).await;
+    let e = env.err("ModifyListener", &[("ListenerArn", &format!("{a}0")), ("Port", "1")]).await;
+    assert_eq!(e.code(), "ListenerNotFound");
+}
+
+#[tokio::test]
+async fn modify_rule_replaces_conditions_and_actions() {
+    let env = Env::new();
+    let lb = env.alb("rules").await;
+    let tg = env.tg("rules-tg", "HTTP").await;
+    let l = env.listener(&lb, "20080", &tg).await;
+    let x = env
+        .ok(
+            "CreateRule",
+            &[
+                ("ListenerArn", &l),
+                ("Priority", "10"),
+                ("Conditions.member.1.Field", "path-pattern"),
+                ("Conditions.member.1.PathPatternConfig.Values.member.1", "/a/*"),
+                ("Actions.member.1.Type", "forward"),
+                ("Actions.member.1.TargetGroupArn", &tg),
+            ],
+        )
+        .await;
+    let rule = text(&x, "RuleArn");
+    let x = env
+        .ok(
+            "ModifyRule",
+            &[
+                ("RuleArn", &rule),
+                ("Conditions.member.1.Field", "host-header"),
+                ("Conditions.member.1.HostHeaderConfig.Values.member.1", "b.example"),
+            ],
+        )
+        .await;
+    assert_eq!(text(&x, "Field"), "host-header");
+    assert_eq!(text(&x, "Priority"), "10");
+    assert_eq!(text(&x, "TargetGroupArn"), tg);
+    let x = env
+        .ok(
+            "ModifyRule",
+            &[
+                ("RuleArn", &rule),
+                ("Actions.member.1.Type", "redirect"),
+                ("Actions.member.1.RedirectConfig.StatusCode", "HTTP_301"),
+                ("Actions.member.1.RedirectConfig.Protocol", "HTTPS"),
+            ],
+        )
+        .await;
+    assert_eq!(text(&x, "Field"), "host-header");
+    assert_eq!(text(&x, "Type"), "redirect");
+    let d = env.ok("DescribeRules", &[("RuleArns.member.1", &rule)]).await;
+    assert_eq!(text(&d, "Type"), "redirect");
+    // The default rule: actions only.
+    let d = env.ok("DescribeRules", &[("ListenerArn", &l)]).await;
+    let default = all(&d, "RuleArn").pop().unwrap();
+    let e = env
+        .err(
+            "ModifyRule",
+            &[
+                ("RuleArn", &default),
+                ("Conditions.member.1.Field", "path-pattern"),
+                ("Conditions.member.1.Values.member.1", "/"),
+            ],
+        )
+        .await;
+    assert_eq!(e.code(), "OperationNotPermitted");
+    let x = env
+        .ok(
+            "ModifyRule",
+            &[
+                ("RuleArn", &default),
+                ("Actions.member.1.Type", "fixed-response"),
+                ("Actions.member.1.FixedResponseConfig.StatusCode", "503"),
+            ],
+        )
+        .await;
+    assert_eq!(text(&x, "IsDefault"), "true");
+    let d = env.ok("DescribeListeners", &[("ListenerArns.member.1", &l)]).await;
+    assert_eq!(text(&d, "Type"), "fixed-response");
+    let e = env.err("ModifyRule", &[("RuleArn", &format!("{rule}0"))]).await;
+    assert_eq!(e.code(), "RuleNotFound");
+    let e = env
+        .err("ModifyRule", &[("RuleArn", &rule), ("Actions.member.1.Type", "forward"), ("Actions.member.1.TargetGroupArn", "arn:x")])
+        .await;
+    assert_eq!(e.code(), "TargetGroupNotFound");
+}
+
+#[tokio::test]
+async fn stickiness_and_algorithm_attributes_per_protocol() {
+    let env = Env::new();
+    let http = env.tg("attr-http", "HTTP").await;
+    let tcp = env.tg("attr-tcp", "TCP").await;
+    let set = |tg: String, k: &'static str, v: &'static str| {
+        let env = &env;
+        async move {
+            env.call(
+                "ModifyTargetGroupAttributes",
+                &[("TargetGroupArn", &tg), ("Attributes.member.1.Key", k), ("Attributes.member.1.Value", v)],
+            )
+            .await
+        }
+    };
+    for (k, v) in [
+        ("stickiness.type", "app_cookie"),
+        ("stickiness.app_cookie.cookie_name", "SESSIONID"),
+        ("stickiness.app_cookie.duration_seconds", "3600"),
+        ("stickiness.lb_cookie.duration_seconds", "60"),
+        ("load_balancing.algorithm.type", "least_outstanding_requests"),
+        ("slow_start.duration_seconds", "30"),
+        ("deregistration_delay.timeout_seconds", "0"),
+    ] {
+        let x = set(http.clone(), k, v).await.unwrap_or_else(|e| panic!("{k}={v}: {e}"));
+        assert!(x.contains(&format!("<Key>{k}</Key><Value>{v}</Value>")), "{x}");
+    }
+    for (k, v) in [
+        ("stickiness.type", "source_ip"),
+        ("stickiness.app_cookie.cookie_name", "AWSALBAPP-0"),
+        ("stickiness.app_cookie.cookie_name", "bad name"),
+        ("stickiness.app_cookie.duration_seconds", "0"),
+        ("load_balancing.algorithm.type", "weighted_random_x"),
+        ("slow_start.duration_seconds", "10"),
+    ] {
+        let e = set(http.clone(), k, v).await.unwrap_err();
+        assert_eq!(e.code(), "ValidationError", "{k}={v}");
+    }
+    set(tcp.clone(), "stickiness.type", "source_ip").await.unwrap();
+    assert_eq!(set(tcp.clone(), "stickiness.type", "lb_cookie").await.unwrap_err().code(), "ValidationError");
+    // HTTP-only keys are unknown to a TCP group.
+    assert_eq!(
+        set(tcp, "stickiness.app_cookie.cookie_name", "X").await.unwrap_err().code(),
+        "ValidationError"
+    );
+}
+
+#[tokio::test]
+async fn availability_zones_name_their_zone() {
+    let env = Env::new();
+    let net = berth_ec2::model::DefaultNetwork::new(&env.account, &env.region);
+    let x = env
+        .ok(
+            "CreateLoadBalancer",
+            &[
+                ("Name", "zones"),
+                ("Subnets.member.1", &net.subnets[1].id),
+                ("Subnets.member.2", &net.subnets[0].id),
+            ],
+        )
+        .await;
+    assert_eq!(
+        all(&x, "ZoneName"),
+        vec![net.subnets[1].availability_zone.clone(), net.subnets[0].availability_zone.clone()]
+    );
+    assert_eq!(text(&x, "VpcId"), net.vpc.id);
+    // Subnets outside the default network get the region's zones in order.
+    let x = env.ok("DescribeLoadBalancers", &[("Names.member.1", "zones")]).await;
+    assert_eq!(all(&x, "ZoneName").len(), 2);
+    let lb = env.alb("other").await;
+    let x = env.ok("DescribeLoadBalancers", &[("LoadBalancerArns.member.1", &lb)]).await;
+    assert_eq!(all(&x, "ZoneName"), vec!["us-east-1a", "us-east-1b"]);
 }

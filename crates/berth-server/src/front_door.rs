@@ -266,7 +266,7 @@ impl FrontDoor {
                 } else {
                     query::parse_form(&body)
                 };
-                self.handle_query(&ctx, &caller, &auth.service, &form, &request_id, started)
+                self.handle_query(&ctx, &caller, &auth.service, &form, &request_id, started).await
             }
         }
     }
@@ -321,7 +321,7 @@ impl FrontDoor {
         }
     }
 
-    fn handle_query(
+    async fn handle_query(
         &self,
         ctx: &RequestContext,
         caller: &Caller,
@@ -348,6 +348,7 @@ impl FrontDoor {
                 Err(DoorError::QueryAccessDenied(authz::denial_message(&caller.arn, named)))
             }
             ("sts", "GetCallerIdentity") => Ok(sts::get_caller_identity(ctx, &caller.user_id, request_id)),
+            ("elasticloadbalancing", _) => return self.handle_elbv2(ctx, form, action, request_id, started).await,
             (_, a) if query_service && !a.is_empty() => {
                 Err(DoorError::ServiceNotServed(a.to_string(), static_service_name(signing_service)))
             }
@@ -436,6 +437,49 @@ impl FrontDoor {
                 respond(StatusCode::OK, json::CONTENT_TYPE_1_1, Bytes::from(bytes), request_id, started)
             }
             Err(e) => render_error(Protocol::Json, &DoorError::from(e), Some(OP), request_id, started),
+        }
+    }
+
+    /// ELBv2 (signing name `elasticloadbalancing`), over the ECS store:
+    /// its records live beside ECS's, where the data plane (berth-lb)
+    /// reads them. An empty `Action` reaches berth-elbv2 too, which answers
+    /// ELB's own `InvalidAction`.
+    async fn handle_elbv2(
+        &self,
+        ctx: &RequestContext,
+        form: &[(String, String)],
+        action: &str,
+        request_id: &str,
+        started: Instant,
+    ) -> Response<Full<Bytes>> {
+        let request = berth_elbv2::Elbv2Request {
+            account: &ctx.account,
+            region: &ctx.region,
+            now: ctx.now,
+            params: form,
+            request_id,
+        };
+        match berth_elbv2::handle(self.ecs.store().as_ref(), &request).await {
+            Ok(xml) => {
+                tracing::debug!(operation = action, request_id, "ok");
+                respond(StatusCode::OK, "text/xml", Bytes::from(xml), request_id, started)
+            }
+            Err(berth_elbv2::Elbv2Error::Internal(detail)) => {
+                // A store failure: logged here, never shown to the caller.
+                tracing::error!(operation = action, request_id, error = %detail, "elbv2 store failure");
+                render_error(Protocol::Query, &DoorError::Internal, Some(action), request_id, started)
+            }
+            Err(e) => {
+                tracing::debug!(code = e.code(), operation = action, request_id, "elbv2 client error");
+                // ELB's error document carries the API's namespace.
+                let (status, xml) = query::render_error(&e, request_id);
+                let xml = xml.replacen(
+                    "<ErrorResponse>",
+                    &format!("<ErrorResponse xmlns=\"{}\">", berth_elbv2::xml::ELBV2_NAMESPACE),
+                    1,
+                );
+                respond(status_of(status), "text/xml", Bytes::from(xml), request_id, started)
+            }
         }
     }
 
@@ -595,4 +639,81 @@ pub fn internal_error(json_protocol: bool) -> Response<Full<Bytes>> {
         ("text/xml", query::error_xml("InternalFailure", message, false, &request_id).into_bytes())
     };
     respond(StatusCode::INTERNAL_SERVER_ERROR, ct, Bytes::from(body), &request_id, Instant::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::{self, Overrides};
+    use berth_clock::FakeClock;
+    use berth_sigv4::signer::{self, Credentials, SigningParams};
+    use http::HeaderMap;
+
+    const AKID: &str = "AKIAFRONTDOORELBV201";
+    const SECRET: &str = "front-door-elbv2-secret-key-0123456789";
+
+    fn door(dir: &std::path::Path) -> (FrontDoor, Arc<FakeClock>) {
+        let identity = credentials::load_or_create(
+            dir,
+            &Overrides {
+                account_id: Some("123456789012".into()),
+                root_access_key_id: Some(AKID.into()),
+                root_secret_access_key: Some(SECRET.into()),
+            },
+        )
+        .unwrap();
+        let clock = Arc::new(FakeClock::at_epoch_secs(1_795_000_000));
+        let store: Arc<dyn berth_store::Store> = Arc::new(berth_store::memory::MemoryStore::new());
+        let door = FrontDoor::new(identity, Ecs::new(store), clock.clone(), DEFAULT_MAX_BODY_BYTES);
+        (door, clock)
+    }
+
+    async fn elbv2(door: &FrontDoor, clock: &FakeClock, form: &str) -> (u16, String) {
+        let mut headers = HeaderMap::new();
+        headers.insert("host", HeaderValue::from_static("127.0.0.1:4566"));
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("application/x-www-form-urlencoded; charset=utf-8"),
+        );
+        let params = SigningParams {
+            credentials: Credentials { access_key_id: AKID, secret_access_key: SECRET, session_token: None },
+            region: "us-east-1",
+            service: "elasticloadbalancing",
+            time: clock.now(),
+        };
+        signer::sign("POST", "/", "", &mut headers, form.as_bytes(), &params).unwrap();
+        let mut req = Request::builder().method("POST").uri("/");
+        for (k, v) in &headers {
+            req = req.header(k, v);
+        }
+        let resp = door.handle(req.body(Full::new(Bytes::from(form.to_string()))).unwrap()).await;
+        let status = resp.status().as_u16();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn elbv2_is_served_with_query_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let (door, clock) = door(dir.path());
+        let (status, xml) = elbv2(
+            &door,
+            &clock,
+            "Action=CreateLoadBalancer&Version=2015-12-01&Name=front&Subnets.member.1=subnet-a&Subnets.member.2=subnet-b",
+        )
+        .await;
+        assert_eq!(status, 200, "{xml}");
+        assert!(xml.starts_with("<CreateLoadBalancerResponse xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/\">"), "{xml}");
+        assert!(xml.contains("<LoadBalancerName>front</LoadBalancerName>"), "{xml}");
+        let (status, xml) = elbv2(&door, &clock, "Action=DescribeLoadBalancers&Version=2015-12-01&Names.member.1=front").await;
+        assert_eq!(status, 200);
+        assert!(xml.contains("<Code>active</Code>"), "{xml}");
+        let (status, xml) = elbv2(&door, &clock, "Action=DescribeLoadBalancers&Version=2015-12-01&Names.member.1=gone").await;
+        assert_eq!(status, 400);
+        assert!(xml.contains("<Type>Sender</Type><Code>LoadBalancerNotFound</Code>"), "{xml}");
+        assert!(xml.starts_with("<ErrorResponse xmlns=\"http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/\">"), "{xml}");
+        let (status, xml) = elbv2(&door, &clock, "Action=NoSuchThing&Version=2015-12-01").await;
+        assert_eq!(status, 400);
+        assert!(xml.contains("<Code>InvalidAction</Code>"), "{xml}");
+    }
 }

@@ -2,6 +2,7 @@
 //! capabilities it really has, as RegisterContainerInstance takes them.
 
 use serde_json::{Value, json};
+use std::net::Ipv4Addr;
 
 /// Ports the ECS agent reserves by default (SSH, Docker, the agent's own).
 pub const DEFAULT_RESERVED_PORTS: &[u16] = &[22, 2375, 2376, 51678, 51679];
@@ -101,6 +102,88 @@ pub fn registration_body(r: &Registration<'_>) -> Value {
     body
 }
 
+/// The container-instance attribute naming the IPv4 address load
+/// balancers use to reach this host's published ports (targets of type
+/// `instance` resolve through it).
+pub const HOST_ADDRESS_ATTRIBUTE: &str = "berth.host-address";
+
+/// `attributes` with [`HOST_ADDRESS_ATTRIBUTE`] set to `address` (an
+/// `--attribute` of the same name given by hand is replaced: the flag
+/// that names it is `--advertise-address`).
+pub fn with_host_address(mut attributes: Vec<(String, String)>, address: Ipv4Addr) -> Vec<(String, String)> {
+    attributes.retain(|(k, _)| k != HOST_ADDRESS_ATTRIBUTE);
+    attributes.push((HOST_ADDRESS_ATTRIBUTE.to_string(), address.to_string()));
+    attributes
+}
+
+/// The address this host is reached at when none is configured: the
+/// source address of the default route if there is one, else the first
+/// non-loopback local IPv4 address, else 127.0.0.1.
+pub fn detect_host_address() -> Ipv4Addr {
+    let route = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    if let Some(gateway) = default_gateway(&route)
+        && let Some(a) = source_address_towards(gateway)
+    {
+        return a;
+    }
+    let trie = std::fs::read_to_string("/proc/net/fib_trie").unwrap_or_default();
+    local_addresses(&trie).into_iter().find(|a| !a.is_loopback()).unwrap_or(Ipv4Addr::LOCALHOST)
+}
+
+/// The gateway of the best (lowest metric) default route in
+/// `/proc/net/route`; 0.0.0.0 for a default route straight out of an
+/// interface. None without a default route.
+pub fn default_gateway(route: &str) -> Option<Ipv4Addr> {
+    // The kernel prints each address as the raw 32-bit word in hex, so
+    // its bytes in native order are the address's bytes.
+    let addr = |h: &str| u32::from_str_radix(h, 16).ok().map(|v| Ipv4Addr::from(v.to_ne_bytes()));
+    route
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (dest, gateway, flags, metric, mask) = (f.get(1)?, f.get(2)?, f.get(3)?, f.get(6)?, f.get(7)?);
+            let up = u32::from_str_radix(flags, 16).ok()? & 0x1 != 0;
+            let default = addr(dest)?.is_unspecified() && addr(mask)?.is_unspecified();
+            (up && default).then_some((metric.parse::<u32>().ok()?, addr(gateway)?))
+        })
+        .min_by_key(|(metric, _)| *metric)
+        .map(|(_, gateway)| gateway)
+}
+
+/// The local address the kernel would send from towards `gateway`: a
+/// connected UDP socket learns it without sending anything.
+fn source_address_towards(gateway: Ipv4Addr) -> Option<Ipv4Addr> {
+    // A default route without a gateway still routes any address; take
+    // one from TEST-NET-1, which nothing answers.
+    let to = if gateway.is_unspecified() { Ipv4Addr::new(192, 0, 2, 1) } else { gateway };
+    let socket = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).ok()?;
+    socket.connect((to, 9)).ok()?;
+    match socket.local_addr().ok()?.ip() {
+        std::net::IpAddr::V4(a) if !a.is_unspecified() => Some(a),
+        _ => None,
+    }
+}
+
+/// The host's own IPv4 addresses in `/proc/net/fib_trie` (the `/32 host
+/// LOCAL` leaves), in order, without repeats.
+pub fn local_addresses(trie: &str) -> Vec<Ipv4Addr> {
+    let mut out = Vec::new();
+    let mut last: Option<Ipv4Addr> = None;
+    for line in trie.lines() {
+        let t = line.trim_start_matches(|c: char| c.is_whitespace() || c == '|' || c == '+' || c == '-');
+        if let Ok(a) = t.trim().parse::<Ipv4Addr>() {
+            last = Some(a);
+        } else if line.contains("/32 host LOCAL")
+            && let Some(a) = last
+            && !out.contains(&a)
+        {
+            out.push(a);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +214,25 @@ mod tests {
         assert!(body.get("containerInstanceArn").is_none());
         let doc: Value = serde_json::from_str(body["instanceIdentityDocument"].as_str().unwrap()).unwrap();
         assert_eq!(doc["instanceId"], "i-0123456789abcdef0");
+    }
+
+    #[test]
+    fn default_route_and_local_addresses() {
+        let route = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+            eth0\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+            eth1\t00000000\t0202A8C0\t0003\t0\t0\t200\t00000000\t0\t0\t0\n\
+            eth0\t00000000\t0101A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n";
+        if cfg!(target_endian = "little") {
+            assert_eq!(default_gateway(route), Some(Ipv4Addr::new(192, 168, 1, 1)));
+        }
+        assert_eq!(default_gateway("Iface\tDestination\n"), None);
+        let trie = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 0.0.0.0\n        /0 universe UNICAST\n\
+            |-- 127.0.0.1\n           /32 host LOCAL\n     |-- 10.1.2.3\n        /32 host LOCAL\n\
+            |-- 10.1.2.255\n        /32 link BROADCAST\nLocal:\n     |-- 10.1.2.3\n        /32 host LOCAL\n";
+        assert_eq!(local_addresses(trie), vec![Ipv4Addr::LOCALHOST, Ipv4Addr::new(10, 1, 2, 3)]);
+        let attrs = with_host_address(vec![("berth.host-address".into(), "1.1.1.1".into()), ("a".into(), "b".into())], Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(attrs, vec![("a".to_string(), "b".to_string()), ("berth.host-address".to_string(), "10.0.0.1".to_string())]);
+        // Whatever this machine has, detection answers some IPv4 address.
+        let _ = detect_host_address();
     }
 }

@@ -108,9 +108,27 @@ pub fn stop_container_health_checks() -> String {
 }
 
 /// `stoppedReason` of a task replaced for failing load balancer health
-/// checks (for the load balancer piece; the view has no ELB health yet).
-pub fn stop_elb_health_checks() -> String {
-    "Task failed ELB health checks".to_string()
+/// checks in one of its target groups.
+pub fn stop_elb_health_checks(target_group_arn: &str) -> String {
+    format!("Task failed ELB health checks in (target-group {target_group_arn})")
+}
+
+/// The prefix of [`stop_elb_health_checks`], to recognise such a stop.
+pub const STOP_ELB_HEALTH_CHECKS_PREFIX: &str = "Task failed ELB health checks";
+
+/// ECS's event when the scheduler registers tasks' targets in a group.
+pub fn registered_targets(service: &str, count: usize, target_group_arn: &str) -> String {
+    format!("(service {service}) registered {count} targets in (target-group {target_group_arn})")
+}
+
+/// ECS's event when the scheduler deregisters tasks' targets from a group.
+pub fn deregistered_targets(service: &str, count: usize, target_group_arn: &str) -> String {
+    format!("(service {service}) deregistered {count} targets in (target-group {target_group_arn})")
+}
+
+/// ECS's event when tasks to stop first drain from their target groups.
+pub fn draining_connections(service: &str, count: usize) -> String {
+    format!("(service {service}) has begun draining connections on {count} tasks.")
 }
 
 /// `stoppedReason` of a daemon task on a DRAINING instance (*unconfirmed*).

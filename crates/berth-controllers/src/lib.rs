@@ -45,9 +45,12 @@
 //!    the FAILED PRIMARY stays, starts nothing and old deployments are no
 //!    longer drained (our reading of "the deployment stops"; unconfirmed).
 //! 4. **Unhealthy** RUNNING tasks past the health-check grace period are
-//!    stopped ("Task failed container health checks") and replaced; this
+//!    stopped ("Task failed container health checks", or "Task failed ELB
+//!    health checks in (target-group ARN)" when a target of the task is
+//!    unhealthy in one of the service's target groups) and replaced; this
 //!    never lowers the healthy count, so minimumHealthyPercent does not
-//!    hold it back.
+//!    hold it back. With load balancers a task is healthy only once its
+//!    targets are healthy in every group ([`TaskView::lb_health`]).
 //! 5. **REPLICA rolling update and scaling**: the PRIMARY aims at the
 //!    service's desired count, every other deployment at 0. Surplus tasks
 //!    are stopped ("Scaling activity initiated by (deployment ID)") in this
@@ -130,7 +133,7 @@ pub mod throttle;
 
 pub use model::{
     CircuitBreaker, DeploymentStatus, DeploymentView, DesiredStatus, HealthStatus, InstanceStatus,
-    InstanceView, RolloutState, SchedulingStrategy, ServiceSpec, ServiceView, StopCode, TaskStatus,
+    InstanceView, LbHealth, RolloutState, SchedulingStrategy, ServiceSpec, ServiceView, StopCode, TaskStatus,
     TaskView, ViewError,
 };
 pub use plan::{

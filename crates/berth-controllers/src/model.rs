@@ -94,6 +94,19 @@ pub enum HealthStatus {
     Unknown,
 }
 
+/// A task's health as its load balancers see it: the worst of its targets
+/// across the service's target groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LbHealth {
+    /// Not every target is registered and checked yet (`initial`, `unused`,
+    /// `draining`, or not registered at all).
+    Initial,
+    /// Every target `healthy` (or `unavailable`: health checks disabled).
+    Healthy,
+    /// A target is `unhealthy` in this group.
+    Unhealthy { target_group_arn: String },
+}
+
 /// ECS's `stopCode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopCode {
@@ -117,6 +130,11 @@ pub struct TaskView {
     /// Whether the task definition declares a container health check;
     /// without one a RUNNING task is healthy.
     pub has_health_check: bool,
+    /// For a service with load balancers, the task's targets' health
+    /// (None without load balancers). A task counts as healthy only once
+    /// every target is healthy, and an unhealthy target past the grace
+    /// period gets the task replaced like a failing container health check.
+    pub lb_health: Option<LbHealth>,
     pub started_at_ms: Option<u64>,
     pub stopped_at_ms: Option<u64>,
     pub stop_code: Option<StopCode>,
@@ -156,14 +174,33 @@ impl TaskView {
         self.is_active()
             && self.last_status == TaskStatus::Running
             && (!self.has_health_check || self.health == HealthStatus::Healthy)
+            && self.lb_health.as_ref().is_none_or(|h| *h == LbHealth::Healthy)
+    }
+
+    /// Its container health check says UNHEALTHY.
+    pub fn container_unhealthy(&self) -> bool {
+        self.has_health_check && self.health == HealthStatus::Unhealthy
+    }
+
+    /// The target group in which a target of the task is unhealthy.
+    pub fn elb_unhealthy_in(&self) -> Option<&str> {
+        match &self.lb_health {
+            Some(LbHealth::Unhealthy { target_group_arn }) => Some(target_group_arn),
+            _ => None,
+        }
+    }
+
+    /// RUNNING and UNHEALTHY (its container health check, or a target in
+    /// one of its load balancers' target groups), whatever the grace period.
+    pub fn unhealthy_now(&self) -> bool {
+        self.is_active()
+            && self.last_status == TaskStatus::Running
+            && (self.container_unhealthy() || self.elb_unhealthy_in().is_some())
     }
 
     /// RUNNING, UNHEALTHY and past the grace period: to be replaced.
     pub fn is_unhealthy(&self, grace_ms: u64, now_ms: u64) -> bool {
-        self.is_active()
-            && self.last_status == TaskStatus::Running
-            && self.has_health_check
-            && self.health == HealthStatus::Unhealthy
+        self.unhealthy_now()
             && self
                 .started_at_ms
                 .is_none_or(|s| now_ms >= s.saturating_add(grace_ms))
@@ -179,7 +216,9 @@ impl TaskView {
         }
         match self.stop_code {
             Some(StopCode::TaskFailedToStart | StopCode::EssentialContainerExited) => true,
-            Some(StopCode::ServiceSchedulerInitiated) => self.health == HealthStatus::Unhealthy,
+            Some(StopCode::ServiceSchedulerInitiated) => {
+                self.health == HealthStatus::Unhealthy || self.elb_unhealthy_in().is_some()
+            }
             _ => false,
         }
     }

@@ -81,6 +81,9 @@ struct Run<'a> {
     throttle: Throttle,
     events: Vec<String>,
     requeue: Option<u64>,
+    /// REPLICA: unhealthy tasks past the grace period, replaced before
+    /// they are stopped (see [`Run::replica`]), oldest first.
+    unhealthy: Vec<&'a TaskView>,
 }
 
 impl<'a> Run<'a> {
@@ -110,6 +113,7 @@ impl<'a> Run<'a> {
             throttle: view.throttle,
             events: Vec::new(),
             requeue: None,
+            unhealthy: Vec::new(),
         }
     }
 
@@ -248,23 +252,37 @@ impl<'a> Run<'a> {
         }
     }
 
-    /// UNHEALTHY past the grace period: stopped, then replaced like any
-    /// missing task. This never lowers the healthy count (an UNHEALTHY
-    /// task is not healthy), so minimumHealthyPercent never holds it back.
+    /// UNHEALTHY past the grace period: replaced. A REPLICA service starts
+    /// the replacement first and stops the unhealthy task once it is
+    /// healthy, as ECS does since October 2023 (room permitting under
+    /// maximumPercent: see [`Run::replica`]); a DAEMON service, or one
+    /// whose rollout is frozen, stops it at once. Either way this never
+    /// lowers the healthy count (an UNHEALTHY task is not healthy), so
+    /// minimumHealthyPercent never holds it back.
     fn replace_unhealthy(&mut self) {
         let grace = self.view.spec.health_check_grace_period_ms;
+        let replace_first = self.view.spec.scheduling == SchedulingStrategy::Replica && !self.frozen;
         for t in &self.view.tasks {
             if t.is_unhealthy(grace, self.now) {
-                self.stop(t, events::stop_container_health_checks());
-            } else if t.is_active()
-                && t.last_status == TaskStatus::Running
-                && t.has_health_check
-                && t.health == crate::HealthStatus::Unhealthy
+                if replace_first {
+                    self.unhealthy.push(t);
+                } else {
+                    self.stop(t, Self::unhealthy_reason(t));
+                }
+            } else if t.unhealthy_now()
                 && let Some(s) = t.started_at_ms
             {
                 // Inside the grace period: look again when it ends.
                 self.requeue_in(s.saturating_add(grace).saturating_sub(self.now));
             }
+        }
+        self.unhealthy.sort_by_key(|t| (t.started_at_ms, t.id.as_str()));
+    }
+
+    fn unhealthy_reason(t: &TaskView) -> String {
+        match t.elb_unhealthy_in() {
+            Some(tg) if !t.container_unhealthy() => events::stop_elb_health_checks(tg),
+            _ => events::stop_container_health_checks(),
         }
     }
 
@@ -338,10 +356,16 @@ impl<'a> Run<'a> {
 
         // Tasks on DRAINING instances are surplus like an old deployment's:
         // replaced first (within the ceiling), then stopped within the floor.
-        let stays = |t: &&TaskView| t.deployment_id == p.id && !t.on_draining_instance;
+        // Unhealthy tasks are replaced first and stopped below.
+        let unhealthy: BTreeSet<&str> = self.unhealthy.iter().map(|t| t.id.as_str()).collect();
+        let stays = |t: &&TaskView| {
+            t.deployment_id == p.id && !t.on_draining_instance && !unhealthy.contains(t.id.as_str())
+        };
         let mut primary_tasks: Vec<&'a TaskView> = self.active().filter(stays).collect();
-        let mut candidates: Vec<&'a TaskView> =
-            self.active().filter(|t| !stays(t)).collect();
+        let mut candidates: Vec<&'a TaskView> = self
+            .active()
+            .filter(|t| !stays(t) && !unhealthy.contains(t.id.as_str()))
+            .collect();
         if primary_tasks.len() > d as usize {
             primary_tasks.sort_by_key(|t| self.scale_in_key(t));
             candidates.extend(primary_tasks.drain(..primary_tasks.len() - d as usize));
@@ -363,9 +387,22 @@ impl<'a> Run<'a> {
         .unwrap_or(u32::MAX);
         let in_primary = u32::try_from(self.active().filter(stays).count())
             .unwrap_or(u32::MAX);
-        let wanted = d
-            .saturating_sub(in_primary)
-            .min(ceiling.saturating_sub(total));
+        let needed = d.saturating_sub(in_primary);
+        let room = ceiling.saturating_sub(total);
+        let wanted = needed.min(room);
+
+        // Unhealthy tasks stop once their replacements are healthy (healthy
+        // tasks beyond those the service had without them), and at once
+        // where maximumPercent leaves no room to start a replacement.
+        let n_unhealthy = u32::try_from(self.unhealthy.len()).unwrap_or(u32::MAX);
+        let healthy = u32::try_from(self.active().filter(|t| t.is_healthy()).count()).unwrap_or(u32::MAX);
+        let replaced = healthy.saturating_add(n_unhealthy).saturating_sub(d);
+        let no_room = needed.saturating_sub(room);
+        let n_stop = replaced.max(no_room).min(n_unhealthy) as usize;
+        for t in self.unhealthy.clone().into_iter().take(n_stop) {
+            self.stop(t, Self::unhealthy_reason(t));
+        }
+
         let count = self.allowance(wanted);
         if count > 0 {
             self.starts.push(StartTasks {

@@ -46,6 +46,7 @@ pub fn running(id: &str, deployment: &str) -> TaskView {
         desired_status: DesiredStatus::Running,
         health: HealthStatus::Unknown,
         has_health_check: false,
+        lb_health: None,
         started_at_ms: Some(10),
         stopped_at_ms: None,
         stop_code: None,

@@ -614,3 +614,103 @@ fn lost_tasks_hold_room_under_the_ceiling_until_confirmed() {
     let plan = reconcile(&view(spec(4, 0, 100), vec![completed(P)], tasks), 0);
     assert_eq!(started(&plan), 2);
 }
+
+// ---- load balancers ----
+
+fn lb(t: TaskView, h: LbHealth) -> TaskView {
+    TaskView { lb_health: Some(h), ..t }
+}
+
+const TG: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/tg/0123456789abcdef";
+
+#[test]
+fn with_load_balancers_a_task_is_healthy_only_once_its_targets_are() {
+    // Old deployment: 2 healthy targets; the new tasks' targets are still
+    // initial: minimumHealthyPercent 100 keeps the old ones.
+    let mut tasks: Vec<TaskView> = running_n(2, OLD, "o").into_iter().map(|t| lb(t, LbHealth::Healthy)).collect();
+    tasks.extend(running_n(2, P, "n").into_iter().map(|t| lb(t, LbHealth::Initial)));
+    let v = view(spec(2, 100, 200), vec![primary(P), old(OLD)], tasks);
+    let plan = reconcile(&v, 10_000);
+    assert!(plan.stops.is_empty(), "{:?}", plan.stops);
+    assert!(plan.deployment_changes.iter().all(|c| c.rollout.is_none()));
+    // Healthy targets: the old tasks go.
+    let mut v = v;
+    for t in v.tasks.iter_mut().filter(|t| t.deployment_id == P) {
+        t.lb_health = Some(LbHealth::Healthy);
+    }
+    let plan = reconcile(&v, 10_000);
+    assert_eq!(stopped_ids(&plan), vec!["o0", "o1"]);
+}
+
+#[test]
+fn an_unhealthy_target_after_the_grace_period_replaces_the_task() {
+    let mut s = spec(1, 100, 200);
+    s.health_check_grace_period_ms = 30_000;
+    let bad = lb(running("t0", P), LbHealth::Unhealthy { target_group_arn: TG.into() });
+    let v = view(s, vec![completed(P)], vec![bad]);
+    // Started at 10: inside the grace period nothing happens but a requeue
+    // when it ends.
+    let plan = reconcile(&v, 10_010);
+    assert!(plan.stops.is_empty() && plan.starts.is_empty());
+    assert_eq!(plan.requeue_after_ms, Some(20_000));
+    // Past it: the replacement starts first (room under maximumPercent).
+    let plan = reconcile(&v, 30_010);
+    assert!(plan.stops.is_empty(), "{:?}", plan.stops);
+    assert_eq!(started(&plan), 1);
+    // The replacement is healthy: now the unhealthy task goes.
+    let mut v = v;
+    v.tasks.push(lb(running("t1", P), LbHealth::Healthy));
+    let plan = reconcile(&v, 30_010);
+    assert_eq!(plan.stops.len(), 1);
+    assert_eq!(plan.stops[0].task_id, "t0");
+    assert_eq!(plan.stops[0].reason, format!("Task failed ELB health checks in (target-group {TG})"));
+    assert_eq!(started(&plan), 0);
+    // Once STOPPED by the scheduler it counts as a failure.
+    let mut t = stopped("t0", P, StopCode::ServiceSchedulerInitiated);
+    t.lb_health = Some(LbHealth::Unhealthy { target_group_arn: TG.into() });
+    assert!(t.is_failure());
+}
+
+#[test]
+fn unhealthy_tasks_are_replaced_before_they_stop_where_maximum_percent_allows() {
+    let mut tasks = running_n(3, P, "t");
+    for t in &mut tasks {
+        t.has_health_check = true;
+        t.health = HealthStatus::Healthy;
+    }
+    tasks[0].health = HealthStatus::Unhealthy;
+    tasks[1].health = HealthStatus::Unhealthy;
+    // 3 desired at max 150: room for one replacement; the other unhealthy
+    // task stops at once to make room.
+    let v = view(spec(3, 100, 150), vec![completed(P)], tasks);
+    let plan = reconcile(&v, 10_000);
+    assert_eq!(stopped_ids(&plan), vec!["t0"], "the oldest, for want of room");
+    assert_eq!(started(&plan), 1);
+    // At max 200 both are replaced first.
+    let mut v = v;
+    v.spec.maximum_percent = 200;
+    let plan = reconcile(&v, 10_000);
+    assert!(plan.stops.is_empty());
+    assert_eq!(started(&plan), 2);
+    // One replacement healthy: one unhealthy task goes.
+    let mut r1 = running("r1", P);
+    r1.has_health_check = true;
+    r1.health = HealthStatus::Healthy;
+    let mut r2 = pending("r2", P);
+    r2.has_health_check = true;
+    v.tasks.extend([r1, r2]);
+    let plan = reconcile(&v, 10_000);
+    assert_eq!(stopped_ids(&plan), vec!["t0"]);
+    assert_eq!(plan.stops[0].reason, "Task failed container health checks");
+    assert_eq!(started(&plan), 0);
+}
+
+#[test]
+fn a_container_health_failure_keeps_its_own_reason_with_load_balancers() {
+    let mut t = lb(running("t0", P), LbHealth::Unhealthy { target_group_arn: TG.into() });
+    t.has_health_check = true;
+    t.health = HealthStatus::Unhealthy;
+    // At max 100 there is no room for a replacement: it stops at once.
+    let plan = reconcile(&view(spec(1, 100, 100), vec![completed(P)], vec![t]), 10_000);
+    assert_eq!(plan.stops[0].reason, "Task failed container health checks");
+}

@@ -982,6 +982,47 @@ pub async fn deregister(
     Err(repo::too_much_contention())
 }
 
+/// The container-instance attribute an agent registers with the IPv4
+/// address load balancers reach its published ports at.
+pub const HOST_ADDRESS_ATTRIBUTE: &str = "berth.host-address";
+
+/// The host address of every registered (ACTIVE or DRAINING) container
+/// instance of one account and region, all clusters, by EC2 instance id:
+/// how load balancers resolve targets of type `instance`. Instances whose
+/// agent registered no (valid) `berth.host-address` are left out.
+pub async fn host_addresses(
+    store: &dyn Store,
+    account: &str,
+    region: &str,
+) -> EcsResult<HashMap<String, std::net::IpAddr>> {
+    let records = berth_store::list_all(store, &format!("ecs/{account}/{region}/container-instances/")).await?;
+    // A PutAttributes of the same name overrides what the agent registered,
+    // as it does for placement.
+    let customs = repo::load_all::<Vec<StoredAttribute>>(store, &format!("ecs/{account}/{region}/attributes/")).await?;
+    let custom_by: HashMap<String, String> = customs
+        .into_iter()
+        .filter(|(k, _)| k.contains(&format!("/{TARGET_TYPE}/")))
+        .filter_map(|(k, attrs)| {
+            let v = attrs.into_iter().find(|a| a.name == HOST_ADDRESS_ATTRIBUTE)?.value?;
+            Some((id_of_key(&k).to_string(), v))
+        })
+        .collect();
+    let mut out = HashMap::new();
+    for (_, v) in records {
+        let Ok(record) = serde_json::from_slice::<InstanceRecord>(&v.value) else { continue };
+        if !matches!(record.status.as_str(), "ACTIVE" | "DRAINING") {
+            continue;
+        }
+        let value = custom_by.get(&record.id).cloned().or_else(|| {
+            record.attributes.iter().find(|a| a.name == HOST_ADDRESS_ATTRIBUTE).and_then(|a| a.value.clone())
+        });
+        if let Some(ip) = value.and_then(|v| v.parse::<std::net::IpAddr>().ok()) {
+            out.insert(record.ec2_instance_id.clone(), ip);
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 #[path = "container_instances_tests.rs"]
 pub(crate) mod tests;

@@ -290,9 +290,15 @@ pub fn in_use(s: &State, tg_arn: &str) -> bool {
 /// the group, whether or not a write has purged it from the record yet.
 /// Every reader treats such a target as absent.
 pub fn is_expired(target: &Target, tg: &TargetGroup, now_ms: u64) -> bool {
+    expired_after(target, deregistration_delay_ms(tg), now_ms)
+}
+
+/// [`is_expired`] with the group's delay already read (for loops over a
+/// group's targets while it is borrowed mutably).
+pub fn expired_after(target: &Target, delay_ms: u64, now_ms: u64) -> bool {
     target
         .draining_since_ms
-        .is_some_and(|since| now_ms >= since.saturating_add(deregistration_delay_ms(tg)))
+        .is_some_and(|since| now_ms >= since.saturating_add(delay_ms))
 }
 
 /// When the target's draining ends (ms since the epoch), if it drains.
@@ -307,8 +313,8 @@ pub fn purge_expired(s: &mut State, now_ms: u64) -> bool {
     let mut purged = false;
     for tg in &mut s.target_groups {
         let before = tg.targets.len();
-        let snapshot = tg.clone();
-        tg.targets.retain(|t| !is_expired(t, &snapshot, now_ms));
+        let delay = deregistration_delay_ms(tg);
+        tg.targets.retain(|t| !expired_after(t, delay, now_ms));
         purged |= tg.targets.len() != before;
     }
     purged

@@ -1,12 +1,17 @@
 //! The ELBv2 operations.
 //!
-//! Target health without a data plane: a registered target whose group no
-//! listener or rule forwards to reports `unused` / `Target.NotInUse`; one
-//! whose group is in use reports `initial` / `Elb.RegistrationInProgress`
-//! (nothing ever probes it, so it stays there) — or `unavailable` /
-//! `Target.HealthCheckDisabled` when the group's health checks are off; a
-//! target asked about but not registered reports `unused` /
-//! `Target.NotRegistered`. These are ELB's own states and reason codes.
+//! Target health (`model::target_health`, shared with the ECS service
+//! controller): a deregistered target still draining reports `draining` /
+//! `Target.DeregistrationInProgress`; one whose group no listener or rule
+//! forwards to, `unused` / `Target.NotInUse`; one whose group's health
+//! checks are off, `unavailable` / `Target.HealthCheckDisabled`; otherwise
+//! what the data plane's health record says, or `initial` /
+//! `Elb.RegistrationInProgress` before its first verdict. A target asked
+//! about but not registered reports `unused` / `Target.NotRegistered`.
+//! These are ELB's own states and reason codes. DeregisterTargets drains a
+//! target of a group in use for the group's deregistration delay; expired
+//! draining targets are absent to every reader and purged by the next
+//! RegisterTargets or DeregisterTargets.
 
 use crate::form::Form;
 use crate::model::*;
@@ -1599,11 +1604,11 @@ fn register(cx: &Ctx, s: &mut State, add: bool) -> Result<(), Elbv2Error> {
         .find(|t| t.arn == arn)
         .ok_or(Elbv2Error::TargetGroupNotFound)?;
     let targets = parse_targets(&cx.f, tg)?;
-    let drains = used && deregistration_delay_ms(tg) > 0;
+    let delay = deregistration_delay_ms(tg);
+    let drains = used && delay > 0;
     for t in targets {
         let same = |e: &Target| e.id == t.id && e.port == t.port;
-        let snapshot = tg.clone();
-        let live = |e: &Target| same(e) && !is_expired(e, &snapshot, now_ms);
+        let live = |e: &Target| same(e) && !expired_after(e, delay, now_ms);
         if add {
             match tg.targets.iter_mut().find(|e| same(e)) {
                 Some(e) => e.draining_since_ms = None,

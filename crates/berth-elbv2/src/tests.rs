@@ -903,11 +903,9 @@ async fn a_conflicting_write_reruns_the_change() {
     assert!(store.inner.get(&key).await.unwrap().is_some());
 }
 
-fn stored_state(env: &Env) -> impl std::future::Future<Output = model::State> + '_ {
-    async move {
-        let key = model::state_key("123456789012", "us-east-1");
-        model::load(&env.store, &key).await.unwrap().0
-    }
+async fn stored_state(env: &Env) -> model::State {
+    let key = model::state_key("123456789012", "us-east-1");
+    model::load(&env.store, &key).await.unwrap().0
 }
 
 #[tokio::test]

@@ -11,32 +11,34 @@
 //! answered with ALB's own status codes and HTML pages, so clients and
 //! monitoring see what they would see on AWS.
 
-use crate::DataPlane;
 use crate::balance::{self, Balancer};
 use crate::routing::{self, RequestFacts};
-use crate::snapshot::{ActionConfig, ListenerConfig, Snapshot, TargetStickiness};
+use crate::snapshot::{ActionConfig, ListenerConfig, Snapshot, TargetGroupConfig, TargetStickiness};
 use crate::stats::TargetCounters;
+use crate::{DataPlane, TargetKey};
+use arc_swap::ArcSwap;
 use berth_elbv2::model::Redirect;
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
+use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -77,8 +79,122 @@ struct Shared {
     plane: Arc<DataPlane>,
     listener_arn: String,
     https: bool,
-    client: Client<HttpConnector, Incoming>,
+    pool: Arc<Pool>,
     balancer: Balancer,
+    /// The listener's configuration prepared for the request path, rebuilt
+    /// when the snapshot changes.
+    prepared: ArcSwap<Prepared>,
+}
+
+/// What one request needs from the configuration, computed once per
+/// snapshot instead of once per request: the listener, each forward
+/// action's target groups with their targets' health keys, counters,
+/// cookie values and round-robin rotations.
+struct Prepared {
+    snap: Arc<Snapshot>,
+    listener: Option<Arc<ListenerConfig>>,
+    /// Per rule of `listener` (same index): a forward action's groups and
+    /// weights (`None` for a group missing from the snapshot); empty for
+    /// other actions.
+    rules: Vec<Vec<(Option<Arc<PreparedGroup>>, u32)>>,
+    /// `X-Forwarded-Port`.
+    port: HeaderValue,
+}
+
+struct PreparedGroup {
+    config: Arc<TargetGroupConfig>,
+    /// The `AWSALBTG` value naming this group.
+    cookie: String,
+    rotation: Arc<AtomicUsize>,
+    /// Same order as `config.targets`.
+    targets: Vec<PreparedTarget>,
+}
+
+struct PreparedTarget {
+    key: TargetKey,
+    counters: Arc<TargetCounters>,
+    /// The `AWSALB` / `AWSALBAPP-0` value naming this target.
+    cookie: String,
+}
+
+impl Prepared {
+    fn build(shared_arn: &str, plane: &DataPlane, balancer: &Balancer) -> Prepared {
+        let snap = plane.snapshot();
+        let listener = snap
+            .listeners
+            .iter()
+            .find(|l| l.arn == shared_arn)
+            .cloned();
+        let mut groups: HashMap<&str, Arc<PreparedGroup>> = HashMap::new();
+        let mut rules = Vec::new();
+        for rule in listener.iter().flat_map(|l| &l.rules) {
+            let ActionConfig::Forward { groups: wanted, .. } = &rule.action else {
+                rules.push(Vec::new());
+                continue;
+            };
+            let prepared = wanted
+                .iter()
+                .map(|(arn, weight)| {
+                    let g = snap.target_group(arn).map(|config| {
+                        groups
+                            .entry(config.arn.as_str())
+                            .or_insert_with(|| Arc::new(prepare_group(config, plane, balancer)))
+                            .clone()
+                    });
+                    (g, *weight)
+                })
+                .collect();
+            rules.push(prepared);
+        }
+        let port = listener.as_ref().map_or(0, |l| l.port);
+        Prepared {
+            port: HeaderValue::from(port),
+            snap,
+            listener,
+            rules,
+        }
+    }
+}
+
+fn prepare_group(
+    config: &Arc<TargetGroupConfig>,
+    plane: &DataPlane,
+    balancer: &Balancer,
+) -> PreparedGroup {
+    PreparedGroup {
+        cookie: balance::group_cookie_value(&config.arn),
+        rotation: balancer.rotation(&config.arn),
+        targets: config
+            .targets
+            .iter()
+            .map(|t| {
+                let key = config.key(t);
+                PreparedTarget {
+                    counters: plane.stats.target(&key),
+                    cookie: balance::target_cookie_value(&key),
+                    key,
+                }
+            })
+            .collect(),
+        config: config.clone(),
+    }
+}
+
+impl Shared {
+    /// The prepared configuration in force now.
+    fn prepared(&self) -> Arc<Prepared> {
+        let current = self.prepared.load_full();
+        if self.plane.is_current(&current.snap) {
+            return current;
+        }
+        let next = Arc::new(Prepared::build(
+            &self.listener_arn,
+            &self.plane,
+            &self.balancer,
+        ));
+        self.prepared.store(next.clone());
+        next
+    }
 }
 
 /// Serve `listener` until `*shutdown` becomes true (or its sender is
@@ -91,28 +207,27 @@ pub async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    let client = Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE)
-        .pool_timer(TokioTimer::new())
-        .build(connector);
+    let balancer = Balancer::default();
+    let prepared = ArcSwap::from_pointee(Prepared::build(&listener_arn, &plane, &balancer));
     let shared = Arc::new(Shared {
         plane,
         listener_arn,
         https: tls.is_some(),
-        client,
-        balancer: Balancer::default(),
+        pool: Arc::new(Pool::default()),
+        balancer,
+        prepared,
     });
     let graceful = GracefulShutdown::new();
     let stop = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     };
     tokio::pin!(stop);
+    let mut prune = tokio::time::interval(POOL_PRUNE);
+    prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = &mut stop => break,
+            _ = prune.tick() => shared.pool.prune(),
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     tokio::spawn(connection(shared.clone(), stream, peer, tls.clone(), graceful.watcher()));
@@ -133,6 +248,7 @@ pub async fn serve(
     {
         tracing::warn!(listener = %shared.listener_arn, "requests still in flight after the shutdown grace period");
     }
+    shared.pool.clear();
 }
 
 /// One client connection: optional TLS, then HTTP/1.1 or HTTP/2.
@@ -145,17 +261,25 @@ async fn connection(
 ) {
     let _ = stream.set_nodelay(true);
     let (http2_allowed, idle) = {
-        let snap = shared.plane.snapshot();
-        let l = snap.listeners.iter().find(|l| l.arn == shared.listener_arn);
+        let prepared = shared.prepared();
+        let l = prepared.listener.as_deref();
         (
             l.is_none_or(|l| l.http2),
-            l.map_or(DEFAULT_IDLE, |l| idle_timeout(l)),
+            l.map_or(DEFAULT_IDLE, idle_timeout),
         )
     };
+    // The client's address as X-Forwarded-For carries it, formatted once
+    // per connection.
+    let client = Arc::new(Client {
+        peer,
+        ip: HeaderValue::try_from(peer.ip().to_canonical().to_string())
+            .unwrap_or_else(|_| HeaderValue::from_static("")),
+    });
     let svc_shared = shared.clone();
     let service = service_fn(move |req: Request<Incoming>| {
         let shared = svc_shared.clone();
-        async move { Ok::<_, Infallible>(handle(&shared, peer, req).await) }
+        let client = client.clone();
+        async move { Ok::<_, Infallible>(handle(&shared, &client, req).await) }
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // hyper's header read timeout also runs while a keep-alive connection
@@ -211,25 +335,31 @@ async fn connection(
     }
 }
 
+/// The client end of a connection.
+struct Client {
+    peer: SocketAddr,
+    /// `peer`'s address, IPv4-mapped addresses as IPv4, as a header value.
+    ip: HeaderValue,
+}
+
 /// One request, start to end. Never fails: every problem is an ALB page.
-async fn handle(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -> Response<ProxyBody> {
-    let snap = shared.plane.snapshot();
-    let Some(listener) = snap.listeners.iter().find(|l| l.arn == shared.listener_arn) else {
+async fn handle(shared: &Shared, client: &Client, req: Request<Incoming>) -> Response<ProxyBody> {
+    let prepared = shared.prepared();
+    let Some(listener) = prepared.listener.as_deref() else {
         return error_page(StatusCode::SERVICE_UNAVAILABLE);
     };
-    let host = request_host(&req);
     let rule = {
         let facts = RequestFacts {
             method: req.method().as_str(),
-            host: host.as_deref(),
+            host: request_host(&req),
             path: req.uri().path(),
             query: req.uri().query(),
             headers: req.headers(),
-            source_ip: peer.ip(),
+            source_ip: client.peer.ip(),
         };
-        routing::select_rule(listener, &facts)
+        routing::select_rule_index(listener, &facts)
     };
-    let Some(rule) = rule else {
+    let Some((index, rule)) = rule.and_then(|i| Some((i, listener.rules.get(i)?))) else {
         return error_page(StatusCode::SERVICE_UNAVAILABLE);
     };
     match &rule.action {
@@ -239,22 +369,26 @@ async fn handle(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -> Re
             body,
         } => fixed_response(*status, content_type.as_deref(), body.as_deref()),
         ActionConfig::Redirect(r) => {
-            let location =
-                redirect_location(r, shared.https, host.as_deref(), listener.port, req.uri());
+            let location = redirect_location(
+                r,
+                shared.https,
+                request_host(&req),
+                listener.port,
+                req.uri(),
+            );
             redirect_response(&r.status_code, &location)
         }
         ActionConfig::Forward {
-            groups,
-            group_stickiness,
+            group_stickiness, ..
         } => {
+            let groups = prepared.rules.get(index).map_or(&[][..], Vec::as_slice);
             forward(
                 shared,
-                &snap,
+                &prepared,
                 listener,
                 groups,
                 *group_stickiness,
-                peer,
-                host,
+                client,
                 req,
             )
             .await
@@ -263,12 +397,11 @@ async fn handle(shared: &Shared, peer: SocketAddr, req: Request<Incoming>) -> Re
 }
 
 /// The Host header, or the authority of the URI (HTTP/2's `:authority`).
-fn request_host(req: &Request<Incoming>) -> Option<String> {
+fn request_host(req: &Request<Incoming>) -> Option<&str> {
     req.headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.as_str().to_string()))
+        .or_else(|| req.uri().authority().map(|a| a.as_str()))
 }
 
 /// Decrements a target's in-flight count when the request is over however
@@ -289,161 +422,357 @@ impl Drop for InFlight {
     }
 }
 
-#[allow(clippy::too_many_arguments)] // One request's context, used once.
 async fn forward(
     shared: &Shared,
-    snap: &Snapshot,
+    prepared: &Prepared,
     listener: &ListenerConfig,
-    groups: &[(String, u32)],
+    groups: &[(Option<Arc<PreparedGroup>>, u32)],
     group_stickiness: Option<Duration>,
-    peer: SocketAddr,
-    host: Option<String>,
+    client: &Client,
     req: Request<Incoming>,
 ) -> Response<ProxyBody> {
-    let cookies = request_cookies(req.headers());
-    let cookie = |name: &str| {
-        cookies
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+    let group_gi = match groups {
+        // One group: nothing to draw (a weight of 0 still means none).
+        [(_, w)] => (*w > 0).then_some(0),
+        _ => {
+            let cookies = request_cookies(req.headers());
+            let sticky = group_stickiness.and(cookie(&cookies, "AWSALBTG"));
+            let arns: Vec<(String, u32)> = groups
+                .iter()
+                .map(|(g, w)| {
+                    (
+                        g.as_ref()
+                            .map_or_else(String::new, |g| g.config.arn.clone()),
+                        *w,
+                    )
+                })
+                .collect();
+            balance::choose_group(&arns, sticky, rand::random::<f64>()).map(|(gi, _)| gi)
+        }
     };
-    let sticky_group = group_stickiness.and(cookie("AWSALBTG"));
-    let Some((gi, _)) = balance::choose_group(groups, sticky_group, rand::random::<f64>()) else {
+    let Some(pg) = group_gi.and_then(|gi| groups.get(gi)?.0.as_ref()) else {
         return error_page(StatusCode::SERVICE_UNAVAILABLE);
     };
-    let Some((group_arn, _)) = groups.get(gi) else {
-        return error_page(StatusCode::SERVICE_UNAVAILABLE);
-    };
-    let Some(group) = snap.target_group(group_arn) else {
-        return error_page(StatusCode::SERVICE_UNAVAILABLE);
+    let group = &*pg.config;
+    // Cookies are read only when some stickiness can use them.
+    let cookies = if group_stickiness.is_some()
+        || matches!(
+            group.stickiness,
+            Some(TargetStickiness::LbCookie { .. } | TargetStickiness::AppCookie { .. })
+        ) {
+        request_cookies(req.headers())
+    } else {
+        Vec::new()
     };
     let sticky_target = match &group.stickiness {
-        Some(TargetStickiness::LbCookie { .. }) => cookie("AWSALB"),
-        Some(TargetStickiness::AppCookie { .. }) => cookie("AWSALBAPP-0"),
+        Some(TargetStickiness::LbCookie { .. }) => cookie(&cookies, "AWSALB"),
+        Some(TargetStickiness::AppCookie { .. }) => cookie(&cookies, "AWSALBAPP-0"),
         _ => None,
     };
-    let carried_app_cookie = cookie("AWSALBAPP-0").is_some();
-    let Some(choice) = shared.balancer.choose(
+    let carried_app_cookie = cookie(&cookies, "AWSALBAPP-0").is_some();
+    let is_sticky = |i: usize| pg.targets.get(i).map(|t| t.cookie.as_str()) == sticky_target;
+    let health = &shared.plane.health;
+    let Some((ti, sticky_hit)) = balance::choose_index(
         group,
-        &shared.plane.health,
-        &shared.plane.stats,
-        sticky_target,
+        |i| health.get(&pg.targets[i].key),
+        |i| pg.targets[i].counters.in_flight.load(Ordering::Relaxed),
+        &pg.rotation,
+        sticky_target.is_some().then_some(&is_sticky as &dyn Fn(usize) -> bool),
     ) else {
         return error_page(StatusCode::SERVICE_UNAVAILABLE);
     };
-    let Some(addr) = choice.target.addr else {
+    let (Some(target), Some(addr)) = (
+        pg.targets.get(ti),
+        group.targets.get(ti).and_then(|t| t.addr),
+    ) else {
         return error_page(StatusCode::SERVICE_UNAVAILABLE);
     };
-    let Some(upstream) = upstream_request(req, addr, peer, host, listener.port, shared.https)
-    else {
-        return error_page(StatusCode::BAD_REQUEST);
+    let request = upstream_request(req, addr, client, &prepared.port, shared.https);
+    let guard = InFlight::start(target.counters.clone());
+    let idle = idle_timeout(listener);
+    let (resp, upstream) = match tokio::time::timeout(
+        idle,
+        send(&shared.pool, addr, &target.counters, request),
+    )
+    .await
+    {
+        Err(_) | Ok(Err(UpstreamError::ConnectTimeout)) => {
+            return error_page(StatusCode::GATEWAY_TIMEOUT);
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(target = %addr, error = %e, "target request failed");
+            return error_page(StatusCode::BAD_GATEWAY);
+        }
+        Ok(Ok(r)) => r,
     };
-    let guard = InFlight::start(shared.plane.stats.target(&choice.key));
-    let resp =
-        match tokio::time::timeout(idle_timeout(listener), shared.client.request(upstream)).await {
-            Err(_) => return error_page(StatusCode::GATEWAY_TIMEOUT),
-            Ok(Err(e)) if e.is_connect() && is_timeout(&e) => {
-                return error_page(StatusCode::GATEWAY_TIMEOUT);
-            }
-            Ok(Err(e)) => {
-                tracing::debug!(target = %addr, error = %e, "target request failed");
-                return error_page(StatusCode::BAD_GATEWAY);
-            }
-            Ok(Ok(resp)) => resp,
-        };
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    let expires = SystemTime::now();
-    if let Some(d) = group_stickiness {
-        add_sticky_cookie(
-            &mut parts.headers,
-            "AWSALBTG",
-            &balance::group_cookie_value(group_arn),
-            expiry(expires, d),
-            shared.https,
-        );
-    }
-    let target_value = balance::target_cookie_value(&choice.key);
-    match &group.stickiness {
-        Some(TargetStickiness::LbCookie { duration }) => {
+    if group_stickiness.is_some() || group.stickiness.is_some() {
+        let now = SystemTime::now();
+        if let Some(d) = group_stickiness {
             add_sticky_cookie(
                 &mut parts.headers,
-                "AWSALB",
-                &target_value,
-                expiry(expires, *duration),
+                "AWSALBTG",
+                &pg.cookie,
+                expiry(now, d),
                 shared.https,
             );
         }
-        Some(TargetStickiness::AppCookie {
-            cookie_name,
-            duration,
-        }) => {
-            let app_sets_cookie = parts
-                .headers
-                .get_all(header::SET_COOKIE)
-                .iter()
-                .any(|v| set_cookie_name(v.as_bytes()) == Some(cookie_name.as_bytes()));
-            if app_sets_cookie || (carried_app_cookie && !choice.sticky_hit) {
-                let v = format!(
-                    "AWSALBAPP-0={target_value}; Expires={}; Path=/",
-                    http_date(expiry(expires, *duration))
+        match &group.stickiness {
+            Some(TargetStickiness::LbCookie { duration }) => {
+                add_sticky_cookie(
+                    &mut parts.headers,
+                    "AWSALB",
+                    &target.cookie,
+                    expiry(now, *duration),
+                    shared.https,
                 );
-                append_header(&mut parts.headers, header::SET_COOKIE, &v);
             }
+            Some(TargetStickiness::AppCookie {
+                cookie_name,
+                duration,
+            }) => {
+                let app_sets_cookie = parts
+                    .headers
+                    .get_all(header::SET_COOKIE)
+                    .iter()
+                    .any(|v| set_cookie_name(v.as_bytes()) == Some(cookie_name.as_bytes()));
+                if app_sets_cookie || (carried_app_cookie && !sticky_hit) {
+                    let v = format!(
+                        "AWSALBAPP-0={}; Expires={}; Path=/",
+                        target.cookie,
+                        http_date(expiry(now, *duration))
+                    );
+                    append_header(&mut parts.headers, header::SET_COOKIE, &v);
+                }
+            }
+            _ => {}
         }
-        _ => {}
     }
     let body = UpstreamBody {
         inner: body,
         guard: Some(guard),
-        idle: idle_timeout(listener),
-        timer: Box::pin(tokio::time::sleep(idle_timeout(listener))),
+        idle,
+        timer: None,
         armed: false,
+        upstream: Some((upstream, shared.pool.clone(), addr)),
     };
     Response::from_parts(parts, body.boxed_unsync())
 }
 
-/// Whether a client error is (caused by) a timeout.
-fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if err
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
-            return true;
+fn cookie<'c>(cookies: &'c [(String, String)], name: &str) -> Option<&'c str> {
+    cookies
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_str())
+}
+
+// ---------------------------------------------------------------- upstream
+
+/// Idle keep-alive connections to targets, by address, most recently used
+/// last. A connection is driven by whichever request uses it, in that
+/// request's own task (no task per connection, no hand-off between tasks
+/// per request); an idle one is driven by nobody, so a target's close is
+/// noticed when the connection is next taken (or pruned).
+#[derive(Default)]
+struct Pool {
+    idle: Mutex<HashMap<SocketAddr, Vec<UpConn>>>,
+}
+
+/// One HTTP/1.1 connection to a target.
+struct UpConn {
+    sender: SendRequest<Incoming>,
+    conn: http1::Connection<TokioIo<TcpStream>, Incoming>,
+    /// The connection future finished: closed, or failed.
+    done: bool,
+    /// When it went back to the pool.
+    since: Instant,
+}
+
+impl UpConn {
+    /// Let the connection do whatever I/O it can (write the request and
+    /// its body, read the response).
+    fn drive(&mut self, cx: &mut Context<'_>) {
+        if self.done {
+            return;
         }
-        cur = err.source();
+        if let Poll::Ready(r) = Pin::new(&mut self.conn).poll(cx) {
+            self.done = true;
+            if let Err(e) = r {
+                tracing::debug!(error = %e, "target connection ended with an error");
+            }
+        }
     }
-    false
+
+    fn reusable(&self) -> bool {
+        !self.done && !self.sender.is_closed() && self.since.elapsed() < POOL_IDLE
+    }
+}
+
+/// Idle connections kept per target beyond which the oldest is closed.
+const POOL_MAX_IDLE: usize = 512;
+/// How often idle connections past [`POOL_IDLE`] or closed by their target
+/// are dropped.
+const POOL_PRUNE: Duration = Duration::from_secs(10);
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<UpConn>>> {
+        // Poisoning cannot leave the map inconsistent: pushes and pops are
+        // whole.
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take(&self, addr: SocketAddr) -> Option<UpConn> {
+        let mut map = self.lock();
+        let list = map.get_mut(&addr)?;
+        while let Some(c) = list.pop() {
+            if c.reusable() {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn put(&self, addr: SocketAddr, mut conn: UpConn) {
+        conn.since = Instant::now();
+        if !conn.reusable() {
+            return;
+        }
+        let mut map = self.lock();
+        let list = map.entry(addr).or_default();
+        if list.len() >= POOL_MAX_IDLE {
+            list.remove(0);
+        }
+        list.push(conn);
+    }
+
+    /// Drop connections idle for longer than [`POOL_IDLE`] and those their
+    /// target closed (noticed by driving each once, with nobody to wake).
+    fn prune(&self) {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut map = self.lock();
+        map.retain(|_, list| {
+            list.retain_mut(|c| {
+                c.drive(&mut cx);
+                c.reusable()
+            });
+            !list.is_empty()
+        });
+    }
+
+    fn clear(&self) {
+        self.lock().clear();
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum UpstreamError {
+    #[error("connecting timed out")]
+    ConnectTimeout,
+    #[error("connecting failed: {0}")]
+    Connect(std::io::Error),
+    #[error(transparent)]
+    Http(#[from] hyper::Error),
+}
+
+/// A new connection to `addr`, counted in the target's `connections`.
+async fn connect(addr: SocketAddr, counters: &TargetCounters) -> Result<UpConn, UpstreamError> {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+        Err(_) => return Err(UpstreamError::ConnectTimeout),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+            return Err(UpstreamError::ConnectTimeout);
+        }
+        Ok(Err(e)) => return Err(UpstreamError::Connect(e)),
+        Ok(Ok(s)) => s,
+    };
+    let _ = stream.set_nodelay(true);
+    counters.connections.fetch_add(1, Ordering::Relaxed);
+    let (sender, conn) = http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await?;
+    Ok(UpConn {
+        sender,
+        conn,
+        done: false,
+        since: Instant::now(),
+    })
+}
+
+/// Send `req` to `addr` over an idle pooled connection, or a new one. A
+/// request a pooled connection could not take (the target closed it
+/// meanwhile) is retried on the next; one never written is never lost.
+async fn send(
+    pool: &Pool,
+    addr: SocketAddr,
+    counters: &TargetCounters,
+    mut req: Request<Incoming>,
+) -> Result<(Response<Incoming>, UpConn), UpstreamError> {
+    loop {
+        let (mut up, fresh) = match pool.take(addr) {
+            Some(c) => (c, false),
+            None => (connect(addr, counters).await?, true),
+        };
+        let ready = std::future::poll_fn(|cx| {
+            up.drive(cx);
+            up.sender.poll_ready(cx)
+        })
+        .await;
+        if let Err(e) = ready {
+            if fresh {
+                return Err(e.into());
+            }
+            continue;
+        }
+        let mut response = std::pin::pin!(up.sender.try_send_request(req));
+        let result = std::future::poll_fn(|cx| {
+            up.drive(cx);
+            response.as_mut().poll(cx)
+        })
+        .await;
+        match result {
+            Ok(resp) => return Ok((resp, up)),
+            Err(mut e) => match e.take_message() {
+                Some(r) if !fresh => req = r,
+                _ => return Err(e.into_error().into()),
+            },
+        }
+    }
 }
 
 /// The request as the target sees it: same method, path, query, Host and
 /// headers, minus hop-by-hop headers, plus ALB's `X-Forwarded-*` and trace
-/// id; HTTP/1.1 whatever the client spoke. `None` if the path cannot form
-/// a URI (it came from a URI, so it always can).
+/// id; HTTP/1.1 in origin form whatever the client spoke.
 fn upstream_request(
     req: Request<Incoming>,
     addr: SocketAddr,
-    peer: SocketAddr,
-    host: Option<String>,
-    port: u16,
+    client: &Client,
+    port: &HeaderValue,
     https: bool,
-) -> Option<Request<Incoming>> {
+) -> Request<Incoming> {
     let (mut parts, body) = req.into_parts();
-    let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    parts.uri = Uri::try_from(format!("http://{addr}{path}")).ok()?;
-    parts.version = Version::HTTP_11;
     let h = &mut parts.headers;
     strip_hop_by_hop(h);
-    h.remove(HeaderName::from_static("http2-settings"));
-    if !h.contains_key(header::HOST)
-        && let Some(v) = host.and_then(|s| HeaderValue::try_from(s).ok())
-    {
-        h.insert(header::HOST, v);
+    if !h.contains_key(header::HOST) {
+        // HTTP/2's :authority, else (an HTTP/1.0 client) the target.
+        let host = match parts.uri.authority() {
+            Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+            None => HeaderValue::try_from(addr.to_string()).ok(),
+        };
+        if let Some(v) = host {
+            h.insert(header::HOST, v);
+        }
     }
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let pq = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(pq);
+    }
+    parts.version = Version::HTTP_11;
     // HTTP/2 may split Cookie; HTTP/1.1 wants one header.
-    if h.get_all(header::COOKIE).iter().count() > 1 {
+    if h.get_all(header::COOKIE).iter().nth(1).is_some() {
         let joined: Vec<&[u8]> = h
             .get_all(header::COOKIE)
             .iter()
@@ -453,46 +782,58 @@ fn upstream_request(
             h.insert(header::COOKIE, v);
         }
     }
-    let client_ip = peer.ip().to_canonical().to_string();
-    let xff: Vec<&[u8]> = h
-        .get_all("x-forwarded-for")
-        .iter()
-        .map(HeaderValue::as_bytes)
-        .collect();
-    let xff = if xff.is_empty() {
-        client_ip
-    } else {
-        format!(
-            "{}, {client_ip}",
-            String::from_utf8_lossy(&xff.join(&b", "[..]))
-        )
-    };
-    set_header(h, "x-forwarded-for", &xff);
-    set_header(h, "x-forwarded-proto", if https { "https" } else { "http" });
-    set_header(h, "x-forwarded-port", &port.to_string());
-    if !h.contains_key("x-amzn-trace-id") {
-        set_header(h, "x-amzn-trace-id", &trace_id());
+    match h.entry(X_FORWARDED_FOR) {
+        header::Entry::Vacant(e) => {
+            e.insert(client.ip.clone());
+        }
+        header::Entry::Occupied(mut e) => {
+            let mut xff = Vec::with_capacity(64);
+            for v in e.iter() {
+                if !xff.is_empty() {
+                    xff.extend_from_slice(b", ");
+                }
+                xff.extend_from_slice(v.as_bytes());
+            }
+            xff.extend_from_slice(b", ");
+            xff.extend_from_slice(client.ip.as_bytes());
+            if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(xff)) {
+                e.insert_mult(v).for_each(drop);
+            }
+        }
     }
-    Some(Request::from_parts(parts, body))
+    h.insert(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(if https { "https" } else { "http" }),
+    );
+    h.insert(X_FORWARDED_PORT, port.clone());
+    if !h.contains_key(X_AMZN_TRACE_ID) {
+        h.insert(X_AMZN_TRACE_ID, trace_id());
+    }
+    Request::from_parts(parts, body)
 }
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+const X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 
 /// `Root=1-<epoch seconds, 8 hex>-<96 random bits, 24 hex>`, X-Ray's form.
-fn trace_id() -> String {
+fn trace_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let r: u128 = rand::random();
-    format!(
-        "Root=1-{:08x}-{:024x}",
-        secs as u32,
-        r & ((1u128 << 96) - 1)
-    )
-}
-
-fn set_header(h: &mut HeaderMap, name: &'static str, value: &str) {
-    if let Ok(v) = HeaderValue::try_from(value) {
-        h.insert(HeaderName::from_static(name), v);
+        .map_or(0, |d| d.as_secs()) as u32;
+    let r: u128 = rand::random::<u128>() & ((1u128 << 96) - 1);
+    let mut buf = *b"Root=1-00000000-000000000000000000000000";
+    for i in 0..8 {
+        buf[7 + i] = HEX[(secs >> (28 - 4 * i) & 0xf) as usize];
     }
+    for i in 0..24 {
+        buf[16 + i] = HEX[(r >> (92 - 4 * i) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("Root=1-0-0"))
 }
 
 fn append_header(h: &mut HeaderMap, name: HeaderName, value: &str) {
@@ -501,9 +842,24 @@ fn append_header(h: &mut HeaderMap, name: HeaderName, value: &str) {
     }
 }
 
+fn is_hop_by_hop(n: &HeaderName) -> bool {
+    *n == header::CONNECTION
+        || *n == header::TE
+        || *n == header::TRAILER
+        || *n == header::TRANSFER_ENCODING
+        || *n == header::UPGRADE
+        || *n == KEEP_ALIVE
+        || *n == HTTP2_SETTINGS
+        || n.as_str().starts_with("proxy-")
+}
+
 /// Removes the headers that describe one connection, not the message: the
-/// fixed list and whatever `Connection` names.
+/// fixed list (and HTTP/2's upgrade settings) and whatever `Connection`
+/// names. Most messages carry none, so look before changing anything.
 fn strip_hop_by_hop(h: &mut HeaderMap) {
+    if !h.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()
@@ -514,22 +870,8 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
     for n in named {
         h.remove(n);
     }
-    for n in [
-        header::CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
-        h.remove(n);
-    }
-    h.remove("keep-alive");
-    let proxy: Vec<HeaderName> = h
-        .keys()
-        .filter(|k| k.as_str().starts_with("proxy-"))
-        .cloned()
-        .collect();
-    for n in proxy {
+    let fixed: Vec<HeaderName> = h.keys().filter(|k| is_hop_by_hop(k)).cloned().collect();
+    for n in fixed {
         h.remove(n);
     }
 }
@@ -600,14 +942,37 @@ pub fn http_date(t: SystemTime) -> String {
 
 /// A target's response body, streamed, holding the in-flight count until
 /// it ends, and cut off if the target goes silent for the idle timeout.
+/// Once it has been read to the end its connection goes back to the pool.
 struct UpstreamBody {
     inner: Incoming,
     guard: Option<InFlight>,
     idle: Duration,
-    timer: Pin<Box<tokio::time::Sleep>>,
+    /// Made the first time the target keeps us waiting.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The timer runs only while we wait on the target (not while the
     /// client is slow to take data).
     armed: bool,
+    /// The connection the body arrives on, driven by polling the body;
+    /// back to the pool once the body is read to the end.
+    upstream: Option<(UpConn, Arc<Pool>, SocketAddr)>,
+}
+
+impl UpstreamBody {
+    fn release(&mut self) {
+        if let Some((conn, pool, addr)) = self.upstream.take() {
+            pool.put(addr, conn);
+        }
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // An empty body hyper never polled is complete all the same; one
+        // dropped part way leaves its connection unusable (it closes).
+        if self.inner.is_end_stream() {
+            self.release();
+        }
+    }
 }
 
 impl Body for UpstreamBody {
@@ -619,23 +984,38 @@ impl Body for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
+        if let Some((conn, _, _)) = &mut this.upstream {
+            conn.drive(cx);
+        }
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => {
                 this.armed = false;
-                if frame.is_none() {
-                    this.guard = None;
+                match &frame {
+                    None => {
+                        this.guard = None;
+                        this.release();
+                    }
+                    Some(Err(_)) => {
+                        this.guard = None;
+                        this.upstream = None;
+                    }
+                    Some(Ok(_)) => {}
                 }
                 Poll::Ready(frame.map(|f| f.map_err(BoxError::from)))
             }
             Poll::Pending => {
+                let deadline = tokio::time::Instant::now() + this.idle;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 if !this.armed {
                     this.armed = true;
-                    let deadline = tokio::time::Instant::now() + this.idle;
-                    this.timer.as_mut().reset(deadline);
+                    timer.as_mut().reset(deadline);
                 }
-                match this.timer.as_mut().poll(cx) {
+                match timer.as_mut().poll(cx) {
                     Poll::Ready(()) => {
                         this.guard = None;
+                        this.upstream = None;
                         Poll::Ready(Some(Err(
                             "target idle for longer than the idle timeout".into()
                         )))
@@ -880,6 +1260,7 @@ mod tests {
         );
         assert!(html_page(StatusCode::GATEWAY_TIMEOUT).contains("504 Gateway Time-out"));
         let t = trace_id();
+        let t = t.to_str().unwrap();
         let parts: Vec<&str> = t.split('-').collect();
         assert_eq!(parts[0], "Root=1");
         assert_eq!((parts[1].len(), parts[2].len()), (8, 24));

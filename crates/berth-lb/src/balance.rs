@@ -11,7 +11,7 @@
 //! fails to match and a new target is chosen (and the cookie rewritten).
 
 use crate::TargetKey;
-use crate::health_table::{HealthTable, TargetState};
+use crate::health_table::{HealthEntry, HealthTable, TargetState};
 use crate::snapshot::{Algorithm, TargetConfig, TargetGroupConfig};
 use crate::stats::Stats;
 use std::collections::HashMap;
@@ -42,14 +42,31 @@ pub fn candidates<'a>(
     health: &HealthTable,
     now: Instant,
 ) -> Vec<Candidate<'a>> {
+    candidate_indices(group, now, |i| health.get(&group.key(&group.targets[i])))
+        .into_iter()
+        .map(|(i, weight)| Candidate {
+            target: &group.targets[i],
+            key: group.key(&group.targets[i]),
+            weight,
+        })
+        .collect()
+}
+
+/// [`candidates`] as (index into `group.targets`, share), with the health
+/// of target `i` from `health_of(i)`: no key is built, so the traffic path
+/// can look health up with keys it prepared once per configuration.
+pub fn candidate_indices(
+    group: &TargetGroupConfig,
+    now: Instant,
+    health_of: impl Fn(usize) -> Option<HealthEntry>,
+) -> Vec<(usize, f64)> {
     let mut routable = Vec::new();
     let mut fallback = Vec::new();
-    for t in &group.targets {
+    for (i, t) in group.targets.iter().enumerate() {
         if t.addr.is_none() || t.draining_since_ms.is_some() {
             continue;
         }
-        let key = group.key(t);
-        let entry = health.get(&key);
+        let entry = health_of(i);
         let state = entry.map_or(TargetState::Initial, |e| e.state);
         match state {
             TargetState::Draining => {}
@@ -57,18 +74,9 @@ pub fn candidates<'a>(
                 let healthy_for = entry
                     .filter(|e| e.state == TargetState::Healthy)
                     .map(|e| now.saturating_duration_since(e.since));
-                let weight = slow_start_weight(group.slow_start, healthy_for);
-                routable.push(Candidate {
-                    target: t,
-                    key,
-                    weight,
-                });
+                routable.push((i, slow_start_weight(group.slow_start, healthy_for)));
             }
-            TargetState::Initial | TargetState::Unhealthy => fallback.push(Candidate {
-                target: t,
-                key,
-                weight: 1.0,
-            }),
+            TargetState::Initial | TargetState::Unhealthy => fallback.push((i, 1.0)),
         }
     }
     if routable.is_empty() {
@@ -103,32 +111,46 @@ pub fn pick(
     rotation: usize,
     random: f64,
 ) -> Option<usize> {
-    if cands.is_empty() {
+    pick_by(cands.len(), |i| cands[i].weight, algorithm, in_flight, rotation, || random)
+}
+
+/// [`pick`] over `n` candidates whose shares are `weight(i)`; the random
+/// draw is made only when shares differ.
+fn pick_by(
+    n: usize,
+    weight: impl Fn(usize) -> f64,
+    algorithm: Algorithm,
+    in_flight: &[u64],
+    rotation: usize,
+    random: impl FnOnce() -> f64,
+) -> Option<usize> {
+    if n == 0 {
         return None;
     }
     match algorithm {
         Algorithm::RoundRobin => {
-            if cands.iter().all(|c| c.weight >= 1.0) {
-                return Some(rotation % cands.len());
+            if (0..n).all(|i| weight(i) >= 1.0) {
+                return Some(rotation % n);
             }
-            let total: f64 = cands.iter().map(|c| c.weight).sum();
-            let mut x = random.clamp(0.0, 1.0) * total;
-            for (i, c) in cands.iter().enumerate() {
-                if x < c.weight {
+            let total: f64 = (0..n).map(&weight).sum();
+            let mut x = random().clamp(0.0, 1.0) * total;
+            for i in 0..n {
+                let w = weight(i);
+                if x < w {
                     return Some(i);
                 }
-                x -= c.weight;
+                x -= w;
             }
-            Some(cands.len() - 1)
+            Some(n - 1)
         }
         Algorithm::LeastOutstandingRequests => {
-            let score =
-                |i: usize| (in_flight.get(i).copied().unwrap_or(0) as f64 + 1.0) / cands[i].weight;
-            let best = (0..cands.len()).map(score).fold(f64::INFINITY, f64::min);
-            let ties: Vec<usize> = (0..cands.len()).filter(|&i| score(i) <= best).collect();
-            // `ties` holds at least the minimum (shares are never zero, so
-            // no score is NaN); `get` keeps even that from being a panic.
-            ties.get(rotation % ties.len().max(1)).copied().or(Some(0))
+            let score = |i: usize| (in_flight.get(i).copied().unwrap_or(0) as f64 + 1.0) / weight(i);
+            let best = (0..n).map(score).fold(f64::INFINITY, f64::min);
+            let ties = (0..n).filter(|&i| score(i) <= best).count();
+            // `ties` counts at least the minimum (shares are never zero, so
+            // no score is NaN); the fallback keeps even that from a panic.
+            let nth = rotation % ties.max(1);
+            (0..n).filter(|&i| score(i) <= best).nth(nth).or(Some(0))
         }
     }
 }
@@ -214,14 +236,20 @@ pub struct Balancer {
 
 impl Balancer {
     fn next(&self, group_arn: &str) -> usize {
-        // Poisoning cannot corrupt the map: inserts are whole.
+        self.rotation(group_arn).fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The rotation counter of a group, for callers that keep it with
+    /// their per-configuration state (the same counter [`Balancer::choose`]
+    /// uses, so rotation continues across configuration changes).
+    pub fn rotation(&self, group_arn: &str) -> Arc<AtomicUsize> {
         let found = self
             .rotations
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(group_arn)
             .cloned();
-        let counter = match found {
+        match found {
             Some(c) => c,
             None => self
                 .rotations
@@ -230,8 +258,7 @@ impl Balancer {
                 .entry(group_arn.to_string())
                 .or_default()
                 .clone(),
-        };
-        counter.fetch_add(1, Ordering::Relaxed)
+        }
     }
 
     /// The target of `group` for a new request: the one named by `sticky`
@@ -275,6 +302,39 @@ impl Balancer {
             sticky_hit: false,
         })
     }
+}
+
+/// [`Balancer::choose`] for the traffic path, which prepares per
+/// configuration what the choice needs: `health_of(i)`, `in_flight(i)` and
+/// `is_sticky(i)` (whether the request's cookie names target `i`) by index
+/// into `group.targets`, and the group's rotation counter. Returns the
+/// index and whether the cookie decided it.
+pub fn choose_index(
+    group: &TargetGroupConfig,
+    health_of: impl Fn(usize) -> Option<HealthEntry>,
+    in_flight: impl Fn(usize) -> u64,
+    rotation: &AtomicUsize,
+    is_sticky: Option<&dyn Fn(usize) -> bool>,
+) -> Option<(usize, bool)> {
+    let cands = candidate_indices(group, Instant::now(), health_of);
+    if let Some(sticky) = is_sticky
+        && let Some(&(i, _)) = cands.iter().find(|(i, _)| sticky(*i))
+    {
+        return Some((i, true));
+    }
+    let loads: Vec<u64> = match group.algorithm {
+        Algorithm::LeastOutstandingRequests => cands.iter().map(|&(i, _)| in_flight(i)).collect(),
+        Algorithm::RoundRobin => Vec::new(),
+    };
+    let k = pick_by(
+        cands.len(),
+        |k| cands[k].1,
+        group.algorithm,
+        &loads,
+        rotation.fetch_add(1, Ordering::Relaxed),
+        rand::random::<f64>,
+    )?;
+    cands.get(k).map(|&(i, _)| (i, false))
 }
 
 #[cfg(test)]

@@ -52,6 +52,13 @@ impl DataPlane {
         self.snapshot.load_full()
     }
 
+    /// Whether `snap` is still the configuration in force (cheap: no
+    /// reference count is touched), so per-configuration caches know when
+    /// to rebuild.
+    pub fn is_current(&self, snap: &Arc<snapshot::Snapshot>) -> bool {
+        Arc::ptr_eq(&self.snapshot.load(), snap)
+    }
+
     pub fn install(&self, next: snapshot::Snapshot) {
         self.snapshot.store(Arc::new(next));
     }

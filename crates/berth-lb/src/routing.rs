@@ -27,10 +27,15 @@ pub struct RequestFacts<'a> {
 /// The first rule whose conditions all match; `None` only when the
 /// listener has no default rule.
 pub fn select_rule<'a>(listener: &'a ListenerConfig, req: &RequestFacts) -> Option<&'a RuleConfig> {
+    select_rule_index(listener, req).and_then(|i| listener.rules.get(i))
+}
+
+/// The index in `listener.rules` of the rule [`select_rule`] picks.
+pub fn select_rule_index(listener: &ListenerConfig, req: &RequestFacts) -> Option<usize> {
     listener
         .rules
         .iter()
-        .find(|r| r.conditions.iter().all(|c| condition_matches(c, req)))
+        .position(|r| r.conditions.iter().all(|c| condition_matches(c, req)))
 }
 
 /// One condition. An unknown field never matches: a rule Berth cannot

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod lb;
+
 #[derive(Parser)]
 #[command(name = "berth", version, about = "A self-hosted container orchestrator that speaks the Amazon ECS API")]
 struct Cli {
@@ -95,6 +97,11 @@ struct AgentArgs {
     /// Where the image cache, task records and container state live.
     #[arg(long, default_value = "./berth-data")]
     data_dir: PathBuf,
+    /// The IPv4 address load balancers reach this host's published ports
+    /// at (the `berth.host-address` attribute; default: the source address
+    /// of the default route, else the first non-loopback address).
+    #[arg(long)]
+    advertise_address: Option<std::net::Ipv4Addr>,
     #[command(flatten)]
     host: HostAgentArgs,
 }
@@ -164,6 +171,17 @@ struct ServerArgs {
     /// (and stopped on the host if it comes back).
     #[arg(long, default_value_t = berth_ecs::container_instances::DISCONNECT_AFTER_SECS)]
     host_lost_after: u64,
+    /// Address the load balancers' listeners bind (their ports come from
+    /// the ELBv2 listeners).
+    #[arg(long, default_value = "0.0.0.0")]
+    lb_bind: std::net::IpAddr,
+    /// Do not run the load balancer data plane in this process.
+    #[arg(long)]
+    no_lb: bool,
+    /// Where HTTPS and TLS listeners find `NAME.pem` for the certificate
+    /// `arn:aws:acm:...:certificate/NAME` (default: <data-dir>/certificates).
+    #[arg(long)]
+    lb_certificates: Option<PathBuf>,
 }
 
 /// The service controller over `ecs`'s store and agent liveness, running
@@ -176,6 +194,19 @@ fn start_service_controller(ecs: &berth_ecs::Ecs, args: &ServerArgs) -> berth_ec
     };
     ServiceController::new(ecs.store().clone(), ecs.liveness().clone(), Arc::new(berth_clock::SystemClock), config)
         .spawn()
+}
+
+/// The load balancer data plane over `store`, unless `--no-lb`.
+async fn start_lb(args: &ServerArgs, store: Arc<dyn berth_store::Store>) -> Option<lb::LbHandle> {
+    if args.no_lb {
+        return None;
+    }
+    let options = berth_lb::supervisor::LbOptions {
+        bind: args.lb_bind,
+        cert_dir: args.lb_certificates.clone().unwrap_or_else(|| args.data_dir.join("certificates")),
+        ..Default::default()
+    };
+    Some(lb::start(store, options).await)
 }
 
 /// Helper processes the agent starts. They are dispatched before anything
@@ -249,6 +280,7 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
 
     let shutdown = shutdown_signal();
     announce(&identity, addr);
+    let lb = start_lb(&args, store.clone()).await;
     let ecs = berth_ecs::Ecs::new(store);
     let _controller = start_service_controller(&ecs, &args);
     let door = berth_server::FrontDoor::new(
@@ -258,6 +290,9 @@ async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
         args.max_body_bytes,
     );
     berth_server::serve(listener, Arc::new(door), shutdown).await;
+    if let Some(lb) = lb {
+        lb.stop().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -375,7 +410,10 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         }
     };
     let control = Arc::new(berth_agent::HttpControlPlane::new(&args.server, &args.host.region, creds)?);
-    let cfg = agent_config(args.host, args.cluster, args.server, args.data_dir)?;
+    let mut host = args.host;
+    let address = args.advertise_address.unwrap_or_else(berth_agent::host::detect_host_address);
+    host.attributes = berth_agent::host::with_host_address(std::mem::take(&mut host.attributes), address);
+    let cfg = agent_config(host, args.cluster, args.server, args.data_dir)?;
     let engine = berth_agent::build_engine(cfg, control, Arc::new(berth_clock::SystemClock)).await?;
     let shutdown = shutdown_signal();
     engine.run(shutdown).await?;
@@ -388,6 +426,7 @@ async fn run_up(args: UpArgs) -> anyhow::Result<()> {
     let ServerParts { identity, store, listener, addr } = open_server(&args.server).await?;
     let ecs = berth_ecs::Ecs::new(store.clone());
     let _controller = start_service_controller(&ecs, &args.server);
+    let lb = start_lb(&args.server, store.clone()).await;
     let region = berth_arn::Region::try_from(args.host.region.clone()).map_err(|e| anyhow::anyhow!("--region: {e}"))?;
     let root = berth_ecs::RequestContext {
         account: identity.account_id.clone(),
@@ -413,7 +452,10 @@ async fn run_up(args: UpArgs) -> anyhow::Result<()> {
     };
     let endpoint = format!("http://{addr}");
     let control = Arc::new(berth_agent::HttpControlPlane::new(&endpoint, &args.host.region, creds)?);
-    let cfg = agent_config(args.host, "default".into(), endpoint, data_dir)?;
+    // Server and agent share the host: load balancers reach it on loopback.
+    let mut host = args.host;
+    host.attributes = berth_agent::host::with_host_address(std::mem::take(&mut host.attributes), std::net::Ipv4Addr::LOCALHOST);
+    let cfg = agent_config(host, "default".into(), endpoint, data_dir)?;
     let engine = berth_agent::build_engine(cfg, control, Arc::new(berth_clock::SystemClock)).await?;
 
     let shutdown = shutdown_signal();
@@ -431,6 +473,9 @@ async fn run_up(args: UpArgs) -> anyhow::Result<()> {
         tracing::warn!(error = %e, "agent");
     }
     let _ = server.await;
+    if let Some(lb) = lb {
+        lb.stop().await;
+    }
     tracing::info!("stopped; containers keep running and are re-adopted on the next start");
     Ok(())
 }

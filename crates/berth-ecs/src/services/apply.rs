@@ -184,6 +184,9 @@ pub struct Observed<'a> {
     /// Tasks asked to stop on instances that were deregistered since: no
     /// agent will ever report them, so they are let go of as if STOPPED.
     pub orphaned: &'a std::collections::HashSet<String>,
+    /// For a service with load balancers: the targets it owns and the
+    /// tasks draining after this pass, and their events.
+    pub lb: Option<&'a super::load_balancers::LbRecord>,
 }
 
 /// Applies `plan` to what was observed, in one transaction.
@@ -202,6 +205,14 @@ pub async fn apply(
     let mut txn = Txn::new();
     let mut applied = Applied::default();
     let mut events: Vec<String> = Vec::new();
+    if let Some(lb) = seen.lb {
+        r.lb_targets = lb.lb_targets.clone();
+        r.deactivating = lb.deactivating.clone();
+        events.extend(lb.events.iter().cloned());
+    } else {
+        r.lb_targets.clear();
+        r.deactivating.clear();
+    }
 
     // Stops. A lost task is also marked STOPPED here: its agent is not
     // there to say so, and a replacement is already being placed.
@@ -225,6 +236,22 @@ pub async fn apply(
             .put(key, repo::encode(&record)?)
             .put(keys.instance_epoch(cluster, &record.container_instance_id), b"{}".to_vec());
         applied.stopped.push(record.id.clone());
+    }
+
+    // Tasks that drain from their target groups before they stop: their
+    // lastStatus is DEACTIVATING meanwhile (agents' later RUNNING reports
+    // never move a status backwards); desired RUNNING, so they keep serving
+    // the connections in flight.
+    for id in seen.lb.map(|lb| lb.began.as_slice()).unwrap_or_default() {
+        let Some(t) = by_id.get(id.as_str()) else { continue };
+        if t.record.last_status != "RUNNING" {
+            continue;
+        }
+        let mut record = (*t.record).clone();
+        record.last_status = "DEACTIVATING".into();
+        record.version += 1;
+        let key = keys.task(cluster, &record.id);
+        txn = txn.require(key.clone(), Some(t.mod_revision)).put(key, repo::encode(&record)?);
     }
 
     // Tasks seen STOPPED (and not possibly still running on a lost host)
@@ -302,6 +329,8 @@ pub async fn apply(
     if r.status == ServiceStatus::Draining
         && plan.starts.is_empty()
         && seen.tasks.iter().all(gone)
+        && r.lb_targets.is_empty()
+        && r.deactivating.is_empty()
     {
         r.status = ServiceStatus::Inactive;
         r.running_count = 0;
@@ -347,7 +376,7 @@ mod tests {
     }
 
     fn plan_for(r: &ServiceRecord) -> ServicePlan {
-        let view = super::super::view::build(r, &[], &Default::default());
+        let view = super::super::view::build(r, &[], &Default::default(), &Default::default());
         rc::reconcile(&view, 2_000)
     }
 

@@ -16,8 +16,16 @@
 //! start at the earliest, since liveness is in memory) has its service
 //! tasks marked STOPPED and replaced; see [`super::apply`] for how they
 //! stay fenced until the agent confirms.
+//!
+//! Load balancers: a pass over a service with target groups also reads
+//! ELBv2's state and health record, registers its RUNNING tasks' targets,
+//! drains the targets of tasks it stops before stopping them, and feeds
+//! target health to the reconciler ([`super::load_balancers`]). The ELBv2
+//! write follows the service's transaction; a watch on `elbv2/` wakes
+//! those services when a target's health or a group changes.
 
 use super::apply::{self, Observed};
+use super::load_balancers;
 use super::model::{ServiceRecord, ServiceStatus};
 use super::view::{self, InstanceFacts, LoadedTask, ServiceTaskEntry};
 use crate::container_instances::Liveness;
@@ -289,6 +297,9 @@ struct Inner {
     queue: Queue,
     known: Mutex<Known>,
     cache: TaskCache,
+    /// Services that use (or still own) load balancer targets, woken when
+    /// ELBv2's state or health of their account and region changes.
+    lb_services: Mutex<HashSet<ServiceRef>>,
 }
 
 /// The service controller. [`ServiceController::spawn`] runs it;
@@ -340,6 +351,7 @@ impl ServiceController {
                 queue: Queue { state: Mutex::new(QueueState::default()), tx },
                 known: Mutex::new(Known::default()),
                 cache: TaskCache::default(),
+                lb_services: Mutex::new(HashSet::new()),
             }),
             rx,
         }
@@ -362,6 +374,7 @@ impl ServiceController {
         let mut tasks = Vec::new();
         // Subscribe before scanning, so nothing written in between is missed.
         let watch = inner.store.watch("ecs/");
+        let elb_watch = inner.store.watch("elbv2/");
         let rx = Arc::new(tokio::sync::Mutex::new(rx));
         for _ in 0..inner.config.workers.max(1) {
             let (inner, rx) = (inner.clone(), rx.clone());
@@ -370,6 +383,10 @@ impl ServiceController {
         {
             let inner = inner.clone();
             tasks.push(tokio::spawn(async move { inner.follow(watch).await }));
+        }
+        {
+            let inner = inner.clone();
+            tasks.push(tokio::spawn(async move { inner.follow_elbv2(elb_watch).await }));
         }
         {
             let inner = inner.clone();
@@ -382,6 +399,38 @@ impl ServiceController {
 impl Inner {
     fn push(&self, s: ServiceRef) {
         self.queue.push(s);
+    }
+
+    fn note_lb_service(&self, s: &ServiceRef, involved: bool) {
+        let mut set = self.lb_services.lock().unwrap_or_else(|p| p.into_inner());
+        if involved {
+            set.insert(s.clone());
+        } else {
+            set.remove(s);
+        }
+    }
+
+    /// Target health flips and target group changes (`elbv2/{account}/
+    /// {region}/...`) queue the services of that account and region that
+    /// use load balancers. Services not yet passed over are caught by the
+    /// first pass and the resync.
+    async fn follow_elbv2(self: Arc<Self>, mut watch: berth_store::WatchStream) {
+        while let Some(ev) = watch.next().await {
+            let lagged = ev.kind == WatchEventKind::Lagged;
+            let mut parts = ev.key.splitn(4, '/');
+            let (_, account, region) = (parts.next(), parts.next(), parts.next());
+            let wake: Vec<ServiceRef> = self
+                .lb_services
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .filter(|s| lagged || (Some(s.account.as_str()) == account && Some(s.region.as_str()) == region))
+                .cloned()
+                .collect();
+            for s in wake {
+                self.push(s);
+            }
+        }
     }
 
     /// Every service record in the store (any account, region, cluster).
@@ -611,9 +660,26 @@ impl Inner {
             // that is read only when the plan starts tasks.
             let instances = crate::container_instances::load_states_without_tasks(store, &keys, &s.cluster).await?;
             let facts = self.instance_facts(&ctx, &service.record, &instances);
-            let view = view::build(&service.record, &tasks, &facts);
             let now_ms = ctx.now.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-            let plan = berth_controllers::reconcile(&view, now_ms);
+            // Load balancers: ELBv2's state and health as of now, read only
+            // for services that have (or had) target groups.
+            let involved = load_balancers::involved(&service.record);
+            self.note_lb_service(s, involved);
+            let lb = if involved {
+                let world = load_balancers::LbWorld::load(store, &s.account, &s.region, now_ms).await?;
+                let ec2_ids: HashMap<String, String> =
+                    instances.iter().map(|st| (st.record.id.clone(), st.record.ec2_instance_id.clone())).collect();
+                let observed = load_balancers::observe(&service.record, &tasks, &ec2_ids, &world);
+                Some((world, observed))
+            } else {
+                None
+            };
+            let lb_health = lb.as_ref().map(|(_, o)| o.health.clone()).unwrap_or_default();
+            let view = view::build(&service.record, &tasks, &facts, &lb_health);
+            let mut plan = berth_controllers::reconcile(&view, now_ms);
+            let lb_record = lb
+                .as_ref()
+                .map(|(world, observed)| load_balancers::settle(&service.record, &tasks, world, observed, &mut plan));
             let world = if plan.starts.is_empty() {
                 PlacementWorld { epochs: HashMap::new(), states: instances }
             } else {
@@ -632,12 +698,24 @@ impl Inner {
                 world: &world,
                 connected: &connected,
                 seed: crate::tasks::seed_for(&ctx, attempt),
+                lb: lb_record.as_ref(),
             };
             let applied = apply::apply(store, &ctx, &keys, seen, &plan).await?;
             if !applied.committed {
                 continue;
             }
-            let mut requeue_after = plan.requeue_after_ms.map(Duration::from_millis);
+            // The record now owns every target it is about to register:
+            // make ELBv2 agree (a failure here is retried by the next pass,
+            // which recomputes the same difference).
+            if let (Some((world, _)), Some(rec)) = (&lb, &lb_record) {
+                load_balancers::sync(store, &s.account, &s.region, world, &rec.lb_targets, &rec.desired).await?;
+            }
+            let lb_requeue = lb_record.as_ref().and_then(|r| r.requeue_after_ms);
+            let requeue_ms = match (plan.requeue_after_ms, lb_requeue) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let mut requeue_after = requeue_ms.map(Duration::from_millis);
             if applied.unplaced > 0 {
                 // Capacity may come back without any record changing
                 // (tasks stopping elsewhere do change records; this is the

@@ -15,6 +15,7 @@
 pub mod deployments_api;
 pub(crate) mod apply;
 pub mod controller;
+pub mod load_balancers;
 pub mod model;
 pub mod render;
 pub mod repo;
@@ -25,6 +26,8 @@ pub(crate) mod view;
 mod tests;
 #[cfg(test)]
 mod controller_tests;
+#[cfg(test)]
+mod lb_tests;
 
 use crate::clusters;
 use crate::context::RequestContext;
@@ -165,6 +168,8 @@ pub async fn create(store: &dyn Store, ctx: &RequestContext, body: Map<String, V
     check_providers(&cluster.record, &cp_strategy)?;
     let td = active_task_definition(store, ctx, &td_text).await?;
     validate::network_configuration(network_mode(&td), req.network_configuration.as_ref())?;
+    load_balancers::validate(store, ctx, req.load_balancers.as_deref().unwrap_or_default(), &td, grace.is_some())
+        .await?;
     let td_arn = td_arn(ctx, &td);
 
     let keys = Keys::for_request(ctx);
@@ -230,6 +235,8 @@ pub async fn create(store: &dyn Store, ctx: &RequestContext, body: Map<String, V
             throttle: model::ThrottleRecord::default(),
             was_steady: false,
             past_deployments: Vec::new(),
+            lb_targets: Default::default(),
+            deactivating: Default::default(),
         };
         // The first deployment's service revision is the configuration it
         // was created with.
@@ -369,6 +376,16 @@ pub async fn update(store: &dyn Store, ctx: &RequestContext, body: Map<String, V
         };
         if let Some(t) = &mode_td {
             validate::network_configuration(network_mode(t), r.network_configuration.as_ref())?;
+        }
+        // The load balancers against the task definition the service will
+        // run, whenever either changes (or a grace period is set).
+        if req.load_balancers.is_some() || td.is_some() || grace.is_some() {
+            let lb_td = match &mode_td {
+                Some(t) => t.clone(),
+                None => active_or_current_td(store, ctx, &r.task_definition).await?,
+            };
+            let grace_given = r.health_check_grace_period_seconds.is_some() && grace.is_some();
+            load_balancers::validate(store, ctx, &r.load_balancers, &lb_td, grace_given).await?;
         }
         let redeploy = next_td != r.task_definition || req.force_new_deployment == Some(true) || network_changed;
         if redeploy {

@@ -231,6 +231,14 @@ pub struct ServiceRecord {
     /// ListServiceDeployments and DescribeServiceDeployments do.
     #[serde(default)]
     pub past_deployments: Vec<Deployment>,
+    /// Targets the service controller registered in ELBv2 target groups
+    /// for this service's tasks, by task id: only these are ever
+    /// deregistered by the controller (see `services::load_balancers`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub lb_targets: std::collections::BTreeMap<String, Vec<super::load_balancers::OwnedTarget>>,
+    /// Tasks the scheduler stops once their targets have drained, by task id.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub deactivating: std::collections::BTreeMap<String, super::load_balancers::Deactivating>,
 }
 
 /// How many finished deployments a service remembers.
@@ -418,6 +426,8 @@ pub(crate) fn sample_record() -> ServiceRecord {
         throttle: ThrottleRecord::default(),
         was_steady: false,
         past_deployments: vec![],
+        lb_targets: Default::default(),
+        deactivating: Default::default(),
     }
 }
 

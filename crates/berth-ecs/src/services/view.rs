@@ -99,10 +99,31 @@ fn deployment_view(d: &Deployment) -> rc::DeploymentView {
 /// it so and its instance is still registered (the agent may come back and
 /// must confirm), or when it is still meant to run on an instance whose
 /// agent is past the host-loss grace period.
-fn task_view(t: &LoadedTask, instances: &HashMap<String, InstanceFacts>) -> rc::TaskView {
+fn task_view(
+    t: &LoadedTask,
+    instances: &HashMap<String, InstanceFacts>,
+    record: &ServiceRecord,
+    lb_health: &HashMap<String, rc::LbHealth>,
+) -> rc::TaskView {
     let r = &t.record;
     let facts = instances.get(&r.container_instance_id);
-    let last = task_status(&r.last_status);
+    let mut last = task_status(&r.last_status);
+    // Draining from its target groups before it is stopped: on its way
+    // out (replaced, no longer healthy), still counting toward
+    // maximumPercent.
+    if record.deactivating.contains_key(&r.id) && matches!(last, rc::TaskStatus::Pending | rc::TaskStatus::Running) {
+        last = rc::TaskStatus::Stopping;
+    }
+    let lb = if record.load_balancers.is_empty() {
+        None
+    } else {
+        // A task stopped for failing ELB health checks keeps saying so, so
+        // its failure is counted.
+        match super::load_balancers::elb_failure_group(r.stopped_reason.as_deref()) {
+            Some(tg) if last == rc::TaskStatus::Stopped => Some(rc::LbHealth::Unhealthy { target_group_arn: tg }),
+            _ => Some(lb_health.get(&r.id).cloned().unwrap_or(rc::LbHealth::Initial)),
+        }
+    };
     let desired = if r.desired_status == "STOPPED" { rc::DesiredStatus::Stopped } else { rc::DesiredStatus::Running };
     let lost = match facts {
         None => false,
@@ -121,6 +142,7 @@ fn task_view(t: &LoadedTask, instances: &HashMap<String, InstanceFacts>) -> rc::
             _ => rc::HealthStatus::Unknown,
         },
         has_health_check: r.containers.iter().any(|c| c.essential && c.has_health_check),
+        lb_health: lb,
         started_at_ms: r.started_at.map(ms),
         stopped_at_ms: r.stopped_at.map(ms),
         stop_code: r.stop_code.as_deref().and_then(stop_code),
@@ -151,10 +173,13 @@ fn deployments(record: &ServiceRecord) -> Vec<rc::DeploymentView> {
 
 /// The reconciler's view of `record`. `instances` holds the cluster's
 /// registered (ACTIVE or DRAINING) instances by id.
+/// `lb_health`: the task's targets' health by task id, for a service with
+/// load balancers.
 pub fn build(
     record: &ServiceRecord,
     tasks: &[LoadedTask],
     instances: &HashMap<String, InstanceFacts>,
+    lb_health: &HashMap<String, rc::LbHealth>,
 ) -> rc::ServiceView {
     let c = &record.deployment_configuration;
     let scheduling = match record.scheduling_strategy {
@@ -190,7 +215,7 @@ pub fn build(
             health_check_grace_period_ms: u64::from(record.health_check_grace_period_seconds.unwrap_or(0)) * 1000,
         },
         deployments: deployments(record),
-        tasks: tasks.iter().map(|t| task_view(t, instances)).collect(),
+        tasks: tasks.iter().map(|t| task_view(t, instances, record, lb_health)).collect(),
         instances: instance_views,
         throttle: rc::Throttle {
             consecutive_failures: record.throttle.consecutive_failures,

@@ -7,13 +7,16 @@
 #      and pushes a small busybox web image built locally,
 #   3. starts `berth up` (server + agent, cluster "default") on
 #      127.0.0.1:4566 with its data in ./berth-data,
-#   4. with the aws CLI: registers examples/hello.json, creates the service
-#      "hello" with 3 tasks, waits until it is stable, and fetches a page
+#   4. with the aws CLI: creates an application load balancer with a
+#      listener on 127.0.0.1:8080 ($BERTH_LB_PORT) and a target group,
+#      registers examples/hello.json, creates the service "hello" with 3
+#      tasks behind the load balancer, waits until it is stable and its
+#      targets are healthy, and fetches pages through the load balancer and
 #      from each task's host port with curl.
 #
 # Berth keeps serving in the foreground and keeps the service at 3 tasks
-# (stop one and watch it come back); Ctrl-C deletes the service and stops
-# Berth and the registry. Needs root (containers, cgroups, network
+# (stop one and watch it come back); Ctrl-C deletes the service and the
+# load balancer and stops Berth and the registry. Needs root (containers, cgroups, network
 # namespaces).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -42,6 +45,13 @@ cleanup() {
         if aws ecs delete-service --cluster default --service hello --force >/dev/null 2>&1; then
             echo "deleting the service hello"
             aws ecs wait services-inactive --cluster default --services hello
+        fi
+        lb=$(aws elbv2 describe-load-balancers --names hello --query 'LoadBalancers[0].LoadBalancerArn' --output text 2>/dev/null)
+        if [ -n "$lb" ] && [ "$lb" != None ]; then
+            echo "deleting the load balancer hello"
+            aws elbv2 delete-load-balancer --load-balancer-arn "$lb"
+            aws elbv2 delete-target-group --target-group-arn \
+                "$(aws elbv2 describe-target-groups --names hello-tg --query 'TargetGroups[0].TargetGroupArn' --output text)"
         fi
         running=$(aws ecs list-tasks --cluster default --desired-status RUNNING --query 'taskArns[]' --output text 2>/dev/null)
         if [ -n "$running" ]; then
@@ -87,13 +97,26 @@ for _ in $(seq 1 100); do
     sleep 0.2
 done
 
+LB_PORT="${BERTH_LB_PORT:-8080}"
 set -x
+lb=$(aws elbv2 create-load-balancer --name hello --type application --subnets subnet-default \
+    --query 'LoadBalancers[0].LoadBalancerArn' --output text)
+tg=$(aws elbv2 create-target-group --name hello-tg --protocol HTTP --port 8080 --target-type instance \
+    --vpc-id "$(aws elbv2 describe-load-balancers --load-balancer-arns "$lb" --query 'LoadBalancers[0].VpcId' --output text)" \
+    --health-check-path / --health-check-interval-seconds 5 --healthy-threshold-count 2 \
+    --query 'TargetGroups[0].TargetGroupArn' --output text)
+aws elbv2 modify-target-group-attributes --target-group-arn "$tg" \
+    --attributes Key=deregistration_delay.timeout_seconds,Value=5 --query 'Attributes[0]' --output text
+aws elbv2 describe-listeners --load-balancer-arn "$lb" --query 'Listeners[0].ListenerArn' --output text | grep -q arn: ||
+    aws elbv2 create-listener --load-balancer-arn "$lb" --protocol HTTP --port "$LB_PORT" \
+        --default-actions "Type=forward,TargetGroupArn=$tg" --query 'Listeners[0].ListenerArn'
 aws ecs register-task-definition --cli-input-json file://examples/hello.json --query 'taskDefinition.taskDefinitionArn'
 if [ "$(aws ecs describe-services --cluster default --services hello --query 'services[0].status' --output text)" = ACTIVE ]; then
     aws ecs update-service --cluster default --service hello --task-definition hello --desired-count 3 --query 'service.serviceArn'
 else
     aws ecs create-service --cluster default --service-name hello --task-definition hello --desired-count 3 \
         --deployment-configuration 'minimumHealthyPercent=50,maximumPercent=200,deploymentCircuitBreaker={enable=true,rollback=true}' \
+        --load-balancers "targetGroupArn=$tg,containerName=web,containerPort=8080" --health-check-grace-period-seconds 15 \
         --query 'service.serviceArn'
 fi
 aws ecs wait services-stable --cluster default --services hello
@@ -101,13 +124,22 @@ aws ecs describe-services --cluster default --services hello --query 'services[0
 tasks=$(aws ecs list-tasks --cluster default --service-name hello --query 'taskArns[]' --output text)
 aws ecs describe-tasks --cluster default --tasks $tasks \
     --query 'tasks[].{task:taskArn,status:lastStatus,hostPort:containers[0].networkBindings[0].hostPort}' --output table
+for _ in $(seq 1 60); do
+    [ "$(aws elbv2 describe-target-health --target-group-arn "$tg" --query 'length(TargetHealthDescriptions[?TargetHealth.State==`healthy`])')" = 3 ] && break
+    sleep 1
+done
+aws elbv2 describe-target-health --target-group-arn "$tg" \
+    --query 'TargetHealthDescriptions[].{target:Target.Id,port:Target.Port,state:TargetHealth.State}' --output table
 set +x
+for _ in 1 2 3; do
+    echo "curl http://127.0.0.1:$LB_PORT/ (load balancer) -> $(curl -fsS "http://127.0.0.1:$LB_PORT/")"
+done
 for port in $(aws ecs describe-tasks --cluster default --tasks $tasks --query 'tasks[].containers[0].networkBindings[0].hostPort' --output text); do
     echo "curl http://127.0.0.1:$port/ -> $(curl -fsS "http://127.0.0.1:$port/")"
 done
 first=$(echo $tasks | cut -d' ' -f1)
 echo
-echo "Berth is running on http://$LISTEN with the service hello (3 tasks). In another shell:"
+echo "Berth is running on http://$LISTEN with the service hello (3 tasks) behind http://127.0.0.1:$LB_PORT/. In another shell:"
 echo "  export AWS_ENDPOINT_URL=http://$LISTEN AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=<from $creds>"
 echo "  $BIN logs ${first##*/} --data-dir $DATA_DIR"
 echo "  aws ecs stop-task --task ${first##*/}       # the service replaces it"

@@ -100,8 +100,9 @@ def _add(tar: tarfile.TarFile, name: str, *, kind: bytes = tarfile.REGTYPE, mode
         tar.addfile(info)
 
 
-def _layer_tar() -> bytes:
-    """The root filesystem: busybox, its applet links, /www and /tmp."""
+def _layer_tar(extra_files: dict[str, bytes] | None = None) -> bytes:
+    """The root filesystem: busybox, its applet links, /www and /tmp (and
+    `extra_files`, executables by path, for modules that need more)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         _add(tar, "bin", kind=tarfile.DIRTYPE, mode=0o755)
@@ -111,12 +112,14 @@ def _layer_tar() -> bytes:
         _add(tar, "www", kind=tarfile.DIRTYPE, mode=0o755)
         _add(tar, "www/index.html", data=INDEX_TEXT.encode())
         _add(tar, "tmp", kind=tarfile.DIRTYPE, mode=0o1777)
+        for name, data in sorted((extra_files or {}).items()):
+            _add(tar, name, mode=0o755, data=data)
     return buf.getvalue()
 
 
-def build_oci_archive(path: Path) -> dict[str, str]:
+def build_oci_archive(path: Path, extra_files: dict[str, bytes] | None = None) -> dict[str, str]:
     """Writes the image as an OCI image layout tarball; returns its digests."""
-    layer = _layer_tar()
+    layer = _layer_tar(extra_files)
     layer_gz = gzip.compress(layer, mtime=0)
     config = json.dumps({
         "architecture": _oci_arch(),
@@ -309,7 +312,7 @@ def stop_all_tasks(ecs, timeout: float = TASK_TIMEOUT_S) -> list[dict[str, Any]]
         time.sleep(0.5)
 
 
-def _start_up(data_dir: Path, bridge: str, subnet: str, stderr_path: Path):
+def _start_up(data_dir: Path, bridge: str, subnet: str, stderr_path: Path, extra_args: tuple[str, ...] = ()):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BERTH_"))}
     env.update(
         BERTH_ROOT_ACCESS_KEY_ID=ACCESS_KEY_ID,
@@ -321,7 +324,7 @@ def _start_up(data_dir: Path, bridge: str, subnet: str, stderr_path: Path):
         return subprocess.Popen(
             [str(berth_binary()), "up", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir),
              "--bridge", bridge, "--bridge-subnet", subnet, "--cgroup-prefix", bridge,
-             "--pull-policy", "prefer-cached"],
+             "--pull-policy", "prefer-cached", *extra_args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -331,8 +334,10 @@ def _start_up(data_dir: Path, bridge: str, subnet: str, stderr_path: Path):
 
 
 @pytest.fixture(scope="module")
-def berth(tmp_path_factory: pytest.TempPathFactory, image_archive: Path) -> Iterator[UpBerth]:
-    """This module's own `berth up` (overrides the conftest's shared server)."""
+def berth(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+          image_archive: Path) -> Iterator[UpBerth]:
+    """This module's own `berth up` (overrides the conftest's shared server).
+    A test module may set `BERTH_UP_ARGS` (a tuple) for more flags."""
     binary = berth_binary()
     if not binary.is_file():
         pytest.exit(f"berth binary not found at {binary}: run `cargo build -p berth` or set BERTH_BIN",
@@ -352,7 +357,8 @@ def berth(tmp_path_factory: pytest.TempPathFactory, image_archive: Path) -> Iter
             capture_output=True, text=True, timeout=60,
         )
         assert loaded.returncode == 0, f"berth image load failed:\n{loaded.stdout}{loaded.stderr}"
-        proc = _start_up(data_dir, bridge, claim.cidr, stderr_path)
+        extra_args = tuple(getattr(request.module, "BERTH_UP_ARGS", ()))
+        proc = _start_up(data_dir, bridge, claim.cidr, stderr_path, extra_args)
         try:
             host, port = _read_ready_line(proc, STARTUP_TIMEOUT_S)
         except RuntimeError as e:

@@ -474,7 +474,7 @@ def start_ceiling(workdir: Path) -> tuple[subprocess.Popen, int]:
     return proc, wait_ready_line(proc, out, err, "hello-ceiling")
 
 
-def start_berth(workdir: Path) -> tuple[subprocess.Popen, int]:
+def start_berth(workdir: Path, extra_args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, int]:
     out, err = workdir / "berth.out", workdir / "berth.err"
     env = dict(os.environ)
     env.update(
@@ -485,7 +485,7 @@ def start_berth(workdir: Path) -> tuple[subprocess.Popen, int]:
     data = workdir / "berth-data"
     data.mkdir()
     proc = spawn(
-        [BERTH_BIN, "server", "--listen", "127.0.0.1:0", "--data-dir", str(data)],
+        [BERTH_BIN, "server", "--listen", "127.0.0.1:0", "--data-dir", str(data), *extra_args],
         stdout=out.open("wb"), stderr=err.open("wb"), env=env,
     )
     return proc, wait_ready_line(proc, out, err, "berth server")

@@ -22,30 +22,9 @@ cd "$(dirname "$0")"
 BENCH_DIR="$PWD"
 ROOT="$(cd .. && pwd)"
 
-if ! command -v wrk >/dev/null 2>&1; then
-  echo "[bench] installing wrk" >&2
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
-fi
-
-VENV="${BENCH_VENV:-$BENCH_DIR/.venv}"
-stamp="$VENV/.requirements.sha256"
-want="$(sha256sum requirements.txt | cut -d' ' -f1)"
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "[bench] installing the Python venv at $VENV (boto3, moto[server])" >&2
-  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r requirements.txt
-  echo "$want" >"$stamp"
-fi
-
-echo "[bench] building release binaries (berth, hello-ceiling)" >&2
-(cd "$ROOT" && cargo build --release --quiet -p berth -p berth-bench)
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
-
-export BERTH_BIN="${BERTH_BIN:-$TARGET_DIR/release/berth}"
-export CEILING_BIN="${CEILING_BIN:-$TARGET_DIR/release/hello-ceiling}"
+. "$BENCH_DIR/setup.sh"
+command -v wrk >/dev/null 2>&1 || bench_apt_install wrk
+bench_venv
+bench_build
 export MOTO_SERVER="${MOTO_SERVER:-$VENV/bin/moto_server}"
 exec "$VENV/bin/python" "$BENCH_DIR/api.py" "$@"

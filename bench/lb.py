@@ -38,7 +38,6 @@ from botocore.config import Config
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from api import (  # noqa: E402  (shared process and wrk helpers)
     ACCESS_KEY_ID,
-    ACCOUNT_ID,
     BERTH_BIN,
     CEILING_BIN,
     REGION,
@@ -46,6 +45,7 @@ from api import (  # noqa: E402  (shared process and wrk helpers)
     WRK,
     WRK_DONE,
     BenchError,
+    start_berth as start_berth_server,
     free_port,
     log,
     process_cpu_seconds,
@@ -147,20 +147,8 @@ backend be
 
 
 def start_berth(workdir: Path, backend: int) -> tuple[subprocess.Popen, int]:
-    out, err = workdir / "berth.out", workdir / "berth.err"
-    env = dict(os.environ)
-    env.update(
-        BERTH_ROOT_ACCESS_KEY_ID=ACCESS_KEY_ID,
-        BERTH_ROOT_SECRET_ACCESS_KEY=SECRET_ACCESS_KEY,
-        BERTH_ACCOUNT_ID=ACCOUNT_ID,
-    )
-    data = workdir / "berth-data"
-    data.mkdir()
-    proc = spawn(
-        [BERTH_BIN, "server", "--listen", "127.0.0.1:0", "--data-dir", str(data), "--lb-bind", "127.0.0.1"],
-        stdout=out.open("wb"), stderr=err.open("wb"), env=env,
-    )
-    api_port = wait_ready_line(proc, out, err, "berth server")
+    proc, api_port = start_berth_server(workdir, ("--lb-bind", "127.0.0.1"))
+    err = workdir / "berth.err"
     elb = boto3.client(
         "elbv2",
         endpoint_url=f"http://127.0.0.1:{api_port}",

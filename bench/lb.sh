@@ -14,42 +14,14 @@ cd "$(dirname "$0")"
 BENCH_DIR="$PWD"
 ROOT="$(cd .. && pwd)"
 
+. "$BENCH_DIR/setup.sh"
 missing=()
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "[bench] installing ${missing[*]}" >&2
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  # Debian starts nginx and haproxy as services on install; the benchmark
-  # runs its own instances, so keep the packaged ones from starting.
-  policy=/usr/sbin/policy-rc.d
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
-    $SUDO chmod +x "$policy"
-    trap '$SUDO rm -f "$policy"' EXIT
-  fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-
-VENV="${BENCH_VENV:-$BENCH_DIR/.venv}"
-stamp="$VENV/.requirements.sha256"
-want="$(sha256sum requirements.txt | cut -d' ' -f1)"
-if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "[bench] installing the Python venv at $VENV" >&2
-  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r requirements.txt
-  echo "$want" >"$stamp"
-fi
-
-echo "[bench] building release binaries (berth, hello-ceiling)" >&2
-(cd "$ROOT" && cargo build --release --quiet -p berth -p berth-bench)
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-case "$TARGET_DIR" in /*) ;; *) TARGET_DIR="$ROOT/$TARGET_DIR" ;; esac
-export BERTH_BIN="${BERTH_BIN:-$TARGET_DIR/release/berth}"
-export CEILING_BIN="${CEILING_BIN:-$TARGET_DIR/release/hello-ceiling}"
+bench_apt_install "${missing[@]}"
+bench_venv
+bench_build
 mkdir -p results
 OUT="results/lb-$(date -u +%Y%m%dT%H%M%SZ).txt"
 "$VENV/bin/python" "$BENCH_DIR/lb.py" "$@" | tee "$OUT"

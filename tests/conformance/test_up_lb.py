@@ -21,11 +21,11 @@ task's id is read straight from its own port to map ids to tasks.
 Only the first test uses bridge mode (targets of type instance: the
 container instance's ec2InstanceId and the task's host port, which the
 load balancer reaches at 127.0.0.1); the others run awsvpc tasks (targets
-of type ip: the task's own address on this `berth up`'s own /24). Dynamic
-host ports are not separated between `berth up`s sharing a machine: every
-agent hands out 49153 first, and when two publish the same port the DNAT
-table of the older one answers 127.0.0.1:PORT, so bridge-mode traffic of
-one could reach the other's container. Task addresses do not collide.
+of type ip: the task's own address on this `berth up`'s own /24). Each
+`berth up` also has its own block of dynamic host ports (the fixture's
+`--dynamic-host-port-range`), so bridge-mode traffic to 127.0.0.1:PORT
+reaches this module's container, never another's. Task addresses do not
+collide either.
 
 Listener ports are free loopback ports picked per test; every name is
 unique; target groups have fast health checks (interval 5 s, thresholds 2)

@@ -2,8 +2,10 @@
 
 Each test module run starts one `berth up` (server + agent, cluster
 `default`) of its own: a throw-away data dir, its own bridge (also its
-cgroup prefix) and a /24 of 172.31.0.0/16 claimed with a lock file, so
-several runs (or pytest-xdist workers) can share the machine. Its only
+cgroup prefix), a /24 of 172.31.0.0/16 claimed with a lock file and a
+block of dynamic host ports derived from that claim
+(`--dynamic-host-port-range`), so several runs (or pytest-xdist workers)
+can share the machine without publishing the same host port. Its only
 image, a tiny busybox image built here in Python as an OCI layout tarball,
 is put in the data dir's cache with `berth image load` before the server
 starts, and `--pull-policy prefer-cached` keeps any registry out of it.
@@ -66,6 +68,13 @@ INDEX_TEXT = "<h1>Hello from a Berth conformance task</h1>\n"
 BUSYBOX = Path("/bin/busybox")
 APPLETS = ["sh", "httpd", "sleep", "echo", "cat", "ls", "true", "false", "env", "id", "kill", "ps", "wget"]
 SUBNET_LOCK_DIR = Path("/tmp/berth-pytest-subnets")
+# Dynamic host ports: claim k (the /24's third octet, 0..255) gets
+# PORT_BLOCK ports from PORT_BASE + PORT_BLOCK * k. The 256 blocks tile
+# 16384..32767 exactly, below the kernel's usual ephemeral range (32768..),
+# so they never meet another block nor a port-0 listener (servers, load
+# balancer listeners picked with `free_port`).
+PORT_BASE = 16384
+PORT_BLOCK = 64
 # Everything that waits on containers: generous, as the machine may be busy.
 TASK_TIMEOUT_S = 90
 
@@ -167,7 +176,8 @@ def image_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class SubnetClaim:
-    """A /24 of 172.31.0.0/16 claimed by an O_EXCL lock file."""
+    """A /24 of 172.31.0.0/16 claimed by an O_EXCL lock file, and with
+    it a block of dynamic host ports no other claim shares."""
 
     def __init__(self) -> None:
         SUBNET_LOCK_DIR.mkdir(parents=True, exist_ok=True)
@@ -183,6 +193,8 @@ class SubnetClaim:
             os.close(fd)
             self.path = path
             self.cidr = f"172.31.{octet}.0/24"
+            lo = PORT_BASE + PORT_BLOCK * octet
+            self.dynamic_ports = (lo, lo + PORT_BLOCK - 1)
             return
         raise RuntimeError(f"no free test subnet in 172.31.0.0/16 (see {SUBNET_LOCK_DIR})")
 
@@ -197,6 +209,8 @@ class UpBerth(Berth):
 
     bridge: str = ""
     subnet: str = ""
+    # The agent's `--dynamic-host-port-range`, inclusive.
+    dynamic_ports: tuple[int, int] = (0, 0)
 
     def logs(self, task: str) -> str:
         done = subprocess.run(
@@ -312,7 +326,8 @@ def stop_all_tasks(ecs, timeout: float = TASK_TIMEOUT_S) -> list[dict[str, Any]]
         time.sleep(0.5)
 
 
-def _start_up(data_dir: Path, bridge: str, subnet: str, stderr_path: Path, extra_args: tuple[str, ...] = ()):
+def _start_up(data_dir: Path, bridge: str, subnet: str, dynamic_ports: tuple[int, int], stderr_path: Path,
+              extra_args: tuple[str, ...] = ()):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "BERTH_"))}
     env.update(
         BERTH_ROOT_ACCESS_KEY_ID=ACCESS_KEY_ID,
@@ -324,6 +339,7 @@ def _start_up(data_dir: Path, bridge: str, subnet: str, stderr_path: Path, extra
         return subprocess.Popen(
             [str(berth_binary()), "up", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir),
              "--bridge", bridge, "--bridge-subnet", subnet, "--cgroup-prefix", bridge,
+             "--dynamic-host-port-range", f"{dynamic_ports[0]}-{dynamic_ports[1]}",
              "--pull-policy", "prefer-cached", *extra_args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -358,7 +374,7 @@ def berth(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         )
         assert loaded.returncode == 0, f"berth image load failed:\n{loaded.stdout}{loaded.stderr}"
         extra_args = tuple(getattr(request.module, "BERTH_UP_ARGS", ()))
-        proc = _start_up(data_dir, bridge, claim.cidr, stderr_path, extra_args)
+        proc = _start_up(data_dir, bridge, claim.cidr, claim.dynamic_ports, stderr_path, extra_args)
         try:
             host, port = _read_ready_line(proc, STARTUP_TIMEOUT_S)
         except RuntimeError as e:
@@ -367,6 +383,7 @@ def berth(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             endpoint=f"http://{host}:{port}", host=host, port=port, account_id=ACCOUNT_ID,
             access_key_id=ACCESS_KEY_ID, secret_access_key=SECRET_ACCESS_KEY, data_dir=data_dir,
             process=proc, stderr_path=stderr_path, bridge=bridge, subnet=claim.cidr,
+            dynamic_ports=claim.dynamic_ports,
         )
         # `ready` means the API listens; the agent creates the cluster
         # `default` and registers right after.
@@ -488,7 +505,8 @@ def test_cli_httpd_tasks_run_serve_and_stop(berth, aws, stop_tasks_after):
         (binding,) = c["networkBindings"]
         assert binding["containerPort"] == 8080
         assert binding["protocol"] == "tcp"
-        assert 1024 <= binding["hostPort"] <= 65535
+        lo, hi = berth.dynamic_ports
+        assert lo <= binding["hostPort"] <= hi, f"host port outside this agent's range {lo}-{hi}: {binding}"
         ports.append(binding["hostPort"])
     assert len(set(ports)) == 2, f"two tasks on one host need two host ports: {ports}"
 

@@ -116,6 +116,41 @@ pub fn with_host_address(mut attributes: Vec<(String, String)>, address: Ipv4Add
     attributes
 }
 
+/// The container-instance attribute carrying this host's dynamic host-port
+/// range, `LO-HI`: the server picks the host ports of `hostPort` 0
+/// mappings on this instance from it (ECS's `ECS_DYNAMIC_HOST_PORT_RANGE`).
+pub const DYNAMIC_HOST_PORT_RANGE_ATTRIBUTE: &str = "berth.dynamic-host-port-range";
+
+/// Parses a dynamic host-port range `LO-HI` (both in 1..=65535, LO <= HI),
+/// the format of `ECS_DYNAMIC_HOST_PORT_RANGE`.
+pub fn parse_dynamic_host_port_range(s: &str) -> Result<(u16, u16), String> {
+    let (lo, hi) = s
+        .trim()
+        .split_once('-')
+        .ok_or_else(|| format!("expected LO-HI (e.g. 50000-50255), got {s:?}"))?;
+    let port = |p: &str| match p.trim().parse::<u16>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{:?} is not a port in 1..=65535 (in {s:?})", p.trim())),
+    };
+    let (lo, hi) = (port(lo)?, port(hi)?);
+    if lo > hi {
+        return Err(format!("the range's low end {lo} is above its high end {hi}"));
+    }
+    Ok((lo, hi))
+}
+
+/// `attributes` with [`DYNAMIC_HOST_PORT_RANGE_ATTRIBUTE`] set to `range`
+/// as `LO-HI` (replacing an `--attribute` of the same name: the flag that
+/// names it is `--dynamic-host-port-range`); unchanged when `range` is
+/// `None`, so the attribute is omitted unless the flag is given.
+pub fn with_dynamic_host_port_range(mut attributes: Vec<(String, String)>, range: Option<(u16, u16)>) -> Vec<(String, String)> {
+    if let Some((lo, hi)) = range {
+        attributes.retain(|(k, _)| k != DYNAMIC_HOST_PORT_RANGE_ATTRIBUTE);
+        attributes.push((DYNAMIC_HOST_PORT_RANGE_ATTRIBUTE.to_string(), format!("{lo}-{hi}")));
+    }
+    attributes
+}
+
 /// The address this host is reached at when none is configured: the
 /// source address of the default route if there is one, else the first
 /// non-loopback local IPv4 address, else 127.0.0.1.
@@ -214,6 +249,40 @@ mod tests {
         assert!(body.get("containerInstanceArn").is_none());
         let doc: Value = serde_json::from_str(body["instanceIdentityDocument"].as_str().unwrap()).unwrap();
         assert_eq!(doc["instanceId"], "i-0123456789abcdef0");
+    }
+
+    #[test]
+    fn dynamic_host_port_range_parses_and_becomes_an_attribute() {
+        assert_eq!(parse_dynamic_host_port_range("50000-50255"), Ok((50000, 50255)));
+        assert_eq!(parse_dynamic_host_port_range("1-65535"), Ok((1, 65535)));
+        assert_eq!(parse_dynamic_host_port_range("80-80"), Ok((80, 80)));
+        for bad in ["", "50000", "0-10", "10-9", "1-65536", "a-b", "-5", "5-", "1-2-3"] {
+            assert!(parse_dynamic_host_port_range(bad).is_err(), "{bad:?}");
+        }
+        assert!(parse_dynamic_host_port_range("10-9").unwrap_err().contains("above"));
+
+        let attrs = vec![(DYNAMIC_HOST_PORT_RANGE_ATTRIBUTE.to_string(), "1-2".to_string()), ("a".into(), "b".into())];
+        assert_eq!(
+            with_dynamic_host_port_range(attrs.clone(), Some((50000, 50255))),
+            vec![("a".to_string(), "b".to_string()), ("berth.dynamic-host-port-range".to_string(), "50000-50255".to_string())]
+        );
+        assert_eq!(with_dynamic_host_port_range(vec![("a".into(), "b".into())], None), vec![("a".to_string(), "b".to_string())]);
+        assert_eq!(with_dynamic_host_port_range(attrs.clone(), None), attrs);
+        let body = registration_body(&Registration {
+            cluster: "demo",
+            resources: &HostResources { cpu_units: 1024, memory_mib: 1024 },
+            reserved_ports: &[],
+            reserved_ports_udp: &[],
+            instance_id: "i-1",
+            instance_type: "berth.host",
+            availability_zone: "us-east-1a",
+            region: "us-east-1",
+            hostname: "h1",
+            custom_attributes: &with_dynamic_host_port_range(Vec::new(), Some((50000, 50255))),
+            container_instance_arn: None,
+        });
+        let attrs = body["attributes"].as_array().unwrap();
+        assert!(attrs.contains(&json!({"name": "berth.dynamic-host-port-range", "value": "50000-50255"})));
     }
 
     #[test]

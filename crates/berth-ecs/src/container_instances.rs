@@ -306,6 +306,10 @@ impl InstanceState {
         for a in self.all_attributes() {
             attributes.insert(a.name, a.value);
         }
+        let dynamic_port_range = attributes
+            .get(DYNAMIC_HOST_PORT_RANGE_ATTRIBUTE)
+            .and_then(|v| v.as_deref())
+            .and_then(parse_port_range);
         InstanceView {
             id: ContainerInstanceId::new(self.record.id.clone()),
             arn: InstanceArn::new(self.record.container_instance_arn.clone()),
@@ -326,6 +330,7 @@ impl InstanceState {
                     task_arn: TaskArn::new(t.task_arn.clone()),
                 })
                 .collect(),
+            dynamic_port_range,
         }
     }
 }
@@ -985,6 +990,19 @@ pub async fn deregister(
 /// The container-instance attribute an agent registers with the IPv4
 /// address load balancers reach its published ports at.
 pub const HOST_ADDRESS_ATTRIBUTE: &str = "berth.host-address";
+
+/// The container-instance attribute an agent registers with its dynamic
+/// host-port range, `LO-HI` (its `ECS_DYNAMIC_HOST_PORT_RANGE`): placement
+/// picks the host ports of `hostPort` 0 mappings on that instance from it.
+/// Absent (or not a valid range): the default range.
+pub const DYNAMIC_HOST_PORT_RANGE_ATTRIBUTE: &str = "berth.dynamic-host-port-range";
+
+/// `LO-HI` with `1 <= LO <= HI <= 65535`.
+pub fn parse_port_range(s: &str) -> Option<std::ops::RangeInclusive<u16>> {
+    let (lo, hi) = s.trim().split_once('-')?;
+    let (lo, hi): (u16, u16) = (lo.trim().parse().ok()?, hi.trim().parse().ok()?);
+    (lo >= 1 && lo <= hi).then_some(lo..=hi)
+}
 
 /// The host address of every registered (ACTIVE or DRAINING) container
 /// instance of one account and region, all clusters, by EC2 instance id:

@@ -124,6 +124,45 @@ async fn resource_failures_are_reported_per_instance() {
 }
 
 #[tokio::test]
+async fn dynamic_host_ports_come_from_the_instances_registered_range() {
+    let s = store();
+    let l = Liveness::default();
+    cluster(s.as_ref(), "c").await;
+    td(s.as_ref(), "web", json!({})).await;
+    let attrs = |range: &str| {
+        json!({"attributes": [{"name": "ecs.os-type", "value": "linux"},
+            {"name": container_instances::DYNAMIC_HOST_PORT_RANGE_ATTRIBUTE, "value": range}]})
+    };
+    let own = register_instance(s.as_ref(), &l, "c", 4096, 4096, attrs("50000-50001")).await;
+    let out = run(s.as_ref(), &l, json!({"cluster": "c", "taskDefinition": "web", "count": 3})).await.unwrap();
+    assert_eq!(out["tasks"].as_array().unwrap().len(), 2, "{out}");
+    assert_eq!(out["failures"], json!([{"arn": own, "reason": "RESOURCE:PORTS"}]));
+    let ci = instance(s.as_ref(), &l, &own).await;
+    assert_eq!(ci["remainingResources"][2]["stringSetValue"], json!(["22", "2375", "50000", "50001"]));
+
+    // Not a valid range: the default one.
+    let s = store();
+    cluster(s.as_ref(), "c").await;
+    td(s.as_ref(), "web", json!({})).await;
+    let bad = register_instance(s.as_ref(), &l, "c", 4096, 4096, attrs("50001-50000")).await;
+    let out = run(s.as_ref(), &l, json!({"cluster": "c", "taskDefinition": "web"})).await.unwrap();
+    assert_eq!(out["tasks"].as_array().unwrap().len(), 1, "{out}");
+    let ci = instance(s.as_ref(), &l, &bad).await;
+    assert_eq!(ci["remainingResources"][2]["stringSetValue"], json!(["22", "2375", "49153"]));
+}
+
+#[test]
+fn port_ranges_parse() {
+    use container_instances::parse_port_range;
+    assert_eq!(parse_port_range("50000-50255"), Some(50000..=50255));
+    assert_eq!(parse_port_range(" 1-65535 "), Some(1..=65535));
+    assert_eq!(parse_port_range("7-7"), Some(7..=7));
+    for bad in ["", "50000", "0-10", "10-9", "1-65536", "a-b", "-5", "5-"] {
+        assert_eq!(parse_port_range(bad), None, "{bad:?}");
+    }
+}
+
+#[tokio::test]
 async fn input_errors() {
     let (s, l, _) = setup(0, 0).await;
     let e = run(s.as_ref(), &l, json!({"cluster": "c", "taskDefinition": "web"})).await.unwrap_err();

@@ -102,7 +102,7 @@ impl<'s> Placer<'s> {
             return plan;
         }
         let gid = self.intern_group(&request.effective_group());
-        let needs = Needs::new(request, self.snap);
+        let needs = Needs::new(request);
         let member_of: Vec<usize> = request
             .constraints
             .iter()
@@ -436,7 +436,8 @@ impl<'s> Placer<'s> {
     /// found — which the ports filter's exact count rules out.
     fn commit(&mut self, i: usize, req: &PlacementRequest, gid: u32) -> Option<Vec<PortBinding>> {
         let snap = self.snap;
-        let range = snap.dynamic_port_range();
+        // The instance's own dynamic range, else the snapshot's.
+        let range = snap.instance_dynamic_port_range(i);
         // Choose every port before recording anything.
         let mut chosen: [BTreeSet<u16>; 2] = [BTreeSet::new(), BTreeSet::new()];
         let mut bindings = Vec::with_capacity(req.ports.len());
@@ -471,7 +472,11 @@ impl<'s> Placer<'s> {
         self.overlay.take_resources(i, req.cpu, req.memory);
         let d = self.overlay.entry(i);
         for b in &bindings {
-            d.take_port(b.protocol, b.host_port, snap.in_dynamic_range(b.host_port));
+            d.take_port(
+                b.protocol,
+                b.host_port,
+                snap.in_dynamic_range(i, b.host_port),
+            );
         }
         d.add_task(gid);
         if let Some(state) = self.group_states.get_mut(&gid) {

@@ -21,8 +21,6 @@ pub(crate) struct Needs {
     pub(crate) mem: u32,
     /// Fixed host ports per protocol (tcp, udp).
     static_ports: [Vec<u16>; 2],
-    /// How many of those lie in the dynamic range.
-    static_in_range: [u32; 2],
     /// Dynamic ports per protocol.
     pub(crate) dynamic: [u32; 2],
     /// The task maps one fixed host port twice: it fits nowhere.
@@ -31,12 +29,11 @@ pub(crate) struct Needs {
 }
 
 impl Needs {
-    pub(crate) fn new(req: &PlacementRequest, snap: &ClusterSnapshot) -> Needs {
+    pub(crate) fn new(req: &PlacementRequest) -> Needs {
         let mut needs = Needs {
             cpu: req.cpu,
             mem: req.memory,
             static_ports: [Vec::new(), Vec::new()],
-            static_in_range: [0, 0],
             dynamic: [0, 0],
             ports_impossible: duplicate_static_port(&req.ports).is_some(),
             has_ports: !req.ports.is_empty(),
@@ -44,12 +41,7 @@ impl Needs {
         for p in &req.ports {
             let k = proto_index(p.protocol);
             match p.static_port() {
-                Some(port) => {
-                    needs.static_ports[k].push(port);
-                    if snap.in_dynamic_range(port) {
-                        needs.static_in_range[k] += 1;
-                    }
-                }
+                Some(port) => needs.static_ports[k].push(port),
                 None => needs.dynamic[k] += 1,
             }
         }
@@ -136,9 +128,14 @@ pub(crate) fn ports(
             }
         }
         if needs.dynamic[k] > 0 {
-            let used =
-                table.in_range[i] + d.map_or(0, |d| d.in_range(proto)) + needs.static_in_range[k];
-            if snap.dynamic_range_len().saturating_sub(used) < needs.dynamic[k] {
+            // Fixed ports of the task inside this instance's dynamic range
+            // (each instance may have its own) are not free for it.
+            let static_in_range = needs.static_ports[k]
+                .iter()
+                .filter(|&&port| snap.in_dynamic_range(i, port))
+                .count() as u32;
+            let used = table.in_range[i] + d.map_or(0, |d| d.in_range(proto)) + static_in_range;
+            if snap.dynamic_range_len(i).saturating_sub(used) < needs.dynamic[k] {
                 return Err(FailureReason::ResourcePorts);
             }
         }
@@ -230,22 +227,22 @@ mod tests {
     #[test]
     fn cpu_filter() {
         let s = snap();
-        assert_eq!(cpu(1024, &Needs::new(&req(1024, 1, vec![]), &s)), Ok(0));
+        assert_eq!(cpu(1024, &Needs::new(&req(1024, 1, vec![]))), Ok(0));
         assert_eq!(
-            cpu(1024, &Needs::new(&req(1025, 1, vec![]), &s)),
+            cpu(1024, &Needs::new(&req(1025, 1, vec![]))),
             Err(FailureReason::ResourceCpu)
         );
         assert_eq!(
-            cpu(24, &Needs::new(&req(25, 1, vec![]), &s)),
+            cpu(24, &Needs::new(&req(25, 1, vec![]))),
             Err(FailureReason::ResourceCpu)
         );
-        assert_eq!(cpu(24, &Needs::new(&req(20, 1, vec![]), &s)), Ok(4));
+        assert_eq!(cpu(24, &Needs::new(&req(20, 1, vec![]))), Ok(4));
         // Placements taking more than remains leave nothing, never wrap.
         let mut ov = Overlay::new(1);
         ov.take_resources(0, 5000, 5000);
         assert_eq!(have(&s, &ov, 0), CpuMem { cpu: 0, mem: 0 });
         assert_eq!(
-            cpu(have(&s, &ov, 0).cpu, &Needs::new(&req(0, 1, vec![]), &s)),
+            cpu(have(&s, &ov, 0).cpu, &Needs::new(&req(0, 1, vec![]))),
             Ok(0)
         );
     }
@@ -253,16 +250,16 @@ mod tests {
     #[test]
     fn memory_filter() {
         let s = snap();
-        assert_eq!(memory(2048, &Needs::new(&req(0, 2048, vec![]), &s)), Ok(0));
+        assert_eq!(memory(2048, &Needs::new(&req(0, 2048, vec![]))), Ok(0));
         assert_eq!(
-            memory(2048, &Needs::new(&req(0, 2049, vec![]), &s)),
+            memory(2048, &Needs::new(&req(0, 2049, vec![]))),
             Err(FailureReason::ResourceMemory)
         );
         let mut ov = Overlay::new(1);
         ov.take_resources(0, 0, 2000);
         assert_eq!(have(&s, &ov, 0), CpuMem { cpu: 1024, mem: 48 });
         assert_eq!(
-            memory(48, &Needs::new(&req(0, 49, vec![]), &s)),
+            memory(48, &Needs::new(&req(0, 49, vec![]))),
             Err(FailureReason::ResourceMemory)
         );
     }
@@ -332,7 +329,7 @@ mod tests {
         ports: Vec<PortNeed>,
         d: Option<&Delta>,
     ) -> Result<(), FailureReason> {
-        super::ports(s, 0, d, &Needs::new(&req(0, 0, ports), s))
+        super::ports(s, 0, d, &Needs::new(&req(0, 0, ports)))
     }
 
     #[test]
@@ -418,7 +415,7 @@ mod tests {
                 0,
                 h,
                 &ov,
-                &Needs::new(&req(cpu, mem, ports.clone()), &s),
+                &Needs::new(&req(cpu, mem, ports.clone())),
                 &c,
             )
         };
@@ -432,18 +429,11 @@ mod tests {
             local_names: &[],
         };
         assert_eq!(
-            check(&s, 0, h, &ov, &Needs::new(&req(1, 1, vec![]), &s), &c2),
+            check(&s, 0, h, &ov, &Needs::new(&req(1, 1, vec![])), &c2),
             Err(FailureReason::DistinctInstance)
         );
         assert_eq!(
-            check(
-                &s,
-                0,
-                h,
-                &ov,
-                &Needs::new(&req(24, 48, vec![]), &s),
-                &none()
-            ),
+            check(&s, 0, h, &ov, &Needs::new(&req(24, 48, vec![])), &none()),
             Ok(Left {
                 cpu: 1000,
                 mem: 2000
@@ -457,7 +447,7 @@ mod tests {
                 0,
                 have(&s, &ov, 0),
                 &ov,
-                &Needs::new(&req(25, 48, vec![]), &s),
+                &Needs::new(&req(25, 48, vec![])),
                 &none()
             ),
             Err(FailureReason::ResourceCpu)

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 
@@ -167,6 +168,10 @@ pub struct InstanceView {
     /// Tasks that hold resources on the instance (PENDING or RUNNING).
     #[serde(default)]
     pub running_tasks: Vec<TaskSummary>,
+    /// The host's own dynamic host-port range (its agent's
+    /// `ECS_DYNAMIC_HOST_PORT_RANGE`); `None`: the snapshot's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dynamic_port_range: Option<RangeInclusive<u16>>,
 }
 
 impl InstanceView {
@@ -188,7 +193,14 @@ impl InstanceView {
             remaining: Resources::new(cpu, memory),
             attributes: BTreeMap::new(),
             running_tasks: Vec::new(),
+            dynamic_port_range: None,
         }
+    }
+
+    /// Builder helper: sets the instance's own dynamic host-port range.
+    pub fn with_dynamic_port_range(mut self, range: RangeInclusive<u16>) -> Self {
+        self.dynamic_port_range = Some(range);
+        self
     }
 
     /// Builder helper: sets an attribute with a value.

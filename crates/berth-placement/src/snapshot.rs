@@ -16,6 +16,8 @@ use crate::rng;
 /// 49153–65535 on Linux — the documented fallback, and Docker's own default
 /// since 1.6. Berth's agent reports its real range when it registers; the
 /// snapshot builder passes it through [`ClusterSnapshot::with_dynamic_port_range`].
+/// An instance whose [`InstanceView::dynamic_port_range`] is set uses that
+/// range instead (its agent's `ECS_DYNAMIC_HOST_PORT_RANGE`).
 pub const DEFAULT_DYNAMIC_PORT_RANGE: RangeInclusive<u16> = 49153..=65535;
 
 /// CPU units and MiB: remaining, taken, left.
@@ -145,6 +147,9 @@ pub struct ClusterSnapshot {
     instances: Vec<InstanceView>,
     by_id: HashMap<ContainerInstanceId, u32>,
     dynamic_ports: RangeInclusive<u16>,
+    /// Per instance: the dynamic range in effect, `(lo, hi)` (its own, else
+    /// `dynamic_ports`; `lo > hi` is empty).
+    dynamic_ranges: Vec<(u16, u16)>,
     /// Remaining CPU / memory and candidacy per instance.
     pub(crate) hot: Vec<Hot>,
     /// ACTIVE instances with a connected agent: the candidates, ascending.
@@ -172,7 +177,8 @@ impl ClusterSnapshot {
     }
 
     /// Indexes `instances`; dynamic host ports are allocated from `range`
-    /// (an empty range means no dynamic ports can be given).
+    /// (an empty range means no dynamic ports can be given), or from an
+    /// instance's own range where it has one.
     pub fn with_dynamic_port_range(
         instances: Vec<InstanceView>,
         range: RangeInclusive<u16>,
@@ -204,8 +210,15 @@ impl ClusterSnapshot {
         for &i in &ready {
             hot[i as usize].ready = true;
         }
-        let tcp = port_table(&instances, Protocol::Tcp, &range);
-        let udp = port_table(&instances, Protocol::Udp, &range);
+        let dynamic_ranges: Vec<(u16, u16)> = instances
+            .iter()
+            .map(|i| {
+                let r = i.dynamic_port_range.as_ref().unwrap_or(&range);
+                (*r.start(), *r.end())
+            })
+            .collect();
+        let tcp = port_table(&instances, Protocol::Tcp, &dynamic_ranges);
+        let udp = port_table(&instances, Protocol::Udp, &dynamic_ranges);
         let task_count = instances
             .iter()
             .map(|i| i.running_tasks.len() as u32)
@@ -242,6 +255,7 @@ impl ClusterSnapshot {
         ClusterSnapshot {
             by_id,
             dynamic_ports: range,
+            dynamic_ranges,
             hot,
             ready,
             active,
@@ -279,13 +293,23 @@ impl ClusterSnapshot {
         self.index_of(id).map(|i| &self.instances[i])
     }
 
+    /// The snapshot's dynamic range: the one instances without their own
+    /// use.
     pub fn dynamic_port_range(&self) -> RangeInclusive<u16> {
         self.dynamic_ports.clone()
     }
 
-    /// Number of ports in the dynamic range.
-    pub(crate) fn dynamic_range_len(&self) -> u32 {
-        let (lo, hi) = (*self.dynamic_ports.start(), *self.dynamic_ports.end());
+    /// The dynamic range in effect on the instance at position `i` in
+    /// [`Self::instances`]: its own, else the snapshot's.
+    pub fn instance_dynamic_port_range(&self, i: usize) -> RangeInclusive<u16> {
+        let (lo, hi) = self.dynamic_ranges[i];
+        lo..=hi
+    }
+
+    /// Number of ports in instance `i`'s dynamic range.
+    #[inline]
+    pub(crate) fn dynamic_range_len(&self, i: usize) -> u32 {
+        let (lo, hi) = self.dynamic_ranges[i];
         if lo > hi {
             0
         } else {
@@ -293,9 +317,11 @@ impl ClusterSnapshot {
         }
     }
 
+    /// Whether `port` lies in instance `i`'s dynamic range.
     #[inline]
-    pub(crate) fn in_dynamic_range(&self, port: u16) -> bool {
-        self.dynamic_ports.contains(&port)
+    pub(crate) fn in_dynamic_range(&self, i: usize, port: u16) -> bool {
+        let (lo, hi) = self.dynamic_ranges[i];
+        lo <= port && port <= hi
     }
 
     #[inline]
@@ -307,22 +333,23 @@ impl ClusterSnapshot {
     }
 }
 
-fn port_table(
-    instances: &[InstanceView],
-    protocol: Protocol,
-    range: &RangeInclusive<u16>,
-) -> PortTable {
+fn port_table(instances: &[InstanceView], protocol: Protocol, ranges: &[(u16, u16)]) -> PortTable {
     let mut table = PortTable {
         offsets: Vec::with_capacity(instances.len() + 1),
         ..PortTable::default()
     };
     table.offsets.push(0);
-    for inst in instances {
+    for (inst, &(lo, hi)) in instances.iter().zip(ranges) {
         let set = inst.remaining.ports(protocol);
         // BTreeSet iterates in order: the slice is sorted and unique.
         table.ports.extend(set.iter().copied());
         table.offsets.push(table.ports.len() as u32);
-        table.in_range.push(set.range(range.clone()).count() as u32);
+        let in_range = if lo > hi {
+            0
+        } else {
+            set.range(lo..=hi).count()
+        };
+        table.in_range.push(in_range as u32);
     }
     table
 }
@@ -457,7 +484,45 @@ mod tests {
         let back: ClusterSnapshot = serde_json::from_str(&json).unwrap();
         assert_eq!(back.instances(), snap.instances());
         assert_eq!(back.dynamic_port_range(), 40000..=40010);
-        assert_eq!(back.dynamic_range_len(), 11);
+        assert_eq!(back.dynamic_range_len(0), 11);
         assert_eq!(back.ready, vec![0]);
+    }
+
+    #[test]
+    fn per_instance_ranges_serialize_and_default() {
+        let mut a = InstanceView::new("a", 1, 2).with_dynamic_port_range(50000..=50009);
+        a.remaining.ports_tcp.extend([40000, 50000, 50001]);
+        let mut b = InstanceView::new("b", 1, 2);
+        b.remaining.ports_tcp.extend([40000, 50000]);
+        let snap = ClusterSnapshot::with_dynamic_port_range(vec![a, b], 40000..=40010);
+        assert_eq!(snap.tcp.in_range, vec![2, 1]);
+        assert_eq!(
+            (snap.dynamic_range_len(0), snap.dynamic_range_len(1)),
+            (10, 11)
+        );
+        assert!(snap.in_dynamic_range(0, 50009) && !snap.in_dynamic_range(0, 40000));
+        assert!(snap.in_dynamic_range(1, 40000) && !snap.in_dynamic_range(1, 50000));
+        let json = serde_json::to_value(&snap).unwrap();
+        assert_eq!(
+            json["instances"][0]["dynamicPortRange"],
+            serde_json::json!({"start": 50000, "end": 50009})
+        );
+        assert!(json["instances"][1].get("dynamicPortRange").is_none());
+        let back: ClusterSnapshot = serde_json::from_value(json).unwrap();
+        assert_eq!(back.instance_dynamic_port_range(0), 50000..=50009);
+        assert_eq!(back.instance_dynamic_port_range(1), 40000..=40010);
+
+        // An empty range (own or the snapshot's) gives no dynamic ports
+        // and does not trip the port index.
+        let (lo, hi) = (9, 8);
+        let c = InstanceView::new("c", 1, 2).with_dynamic_port_range(lo..=hi);
+        let mut d = InstanceView::new("d", 1, 2);
+        d.remaining.ports_tcp.insert(7);
+        let snap = ClusterSnapshot::with_dynamic_port_range(vec![c, d], lo..=hi);
+        assert_eq!(
+            (snap.dynamic_range_len(0), snap.dynamic_range_len(1)),
+            (0, 0)
+        );
+        assert_eq!(snap.tcp.in_range, vec![0, 0]);
     }
 }

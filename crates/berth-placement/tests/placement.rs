@@ -276,6 +276,71 @@ fn dynamic_ports_never_collide_and_run_out_as_resource_ports() {
 }
 
 #[test]
+fn dynamic_ports_come_from_each_instances_own_range() {
+    // a and b have their own ranges (one of a's ports taken); c has none
+    // and uses the snapshot's.
+    let mut a = InstanceView::new("a", 100_000, 100_000).with_dynamic_port_range(50000..=50002);
+    a.remaining.ports_tcp.insert(50001);
+    let b = InstanceView::new("b", 100_000, 100_000).with_dynamic_port_range(60000..=60001);
+    let c = InstanceView::new("c", 100_000, 100_000);
+    let snap = ClusterSnapshot::with_dynamic_port_range(vec![a, b, c], 40000..=40000);
+    assert_eq!(snap.instance_dynamic_port_range(0), 50000..=50002);
+    assert_eq!(snap.instance_dynamic_port_range(2), 40000..=40000);
+    let mut req = PlacementRequest::new("web", 1, 1);
+    req.ports = vec![PortNeed::dynamic(Protocol::Tcp)];
+    req.count = 10;
+    let plan = place(&snap, &req, 7);
+    let mut per: BTreeMap<&str, Vec<u16>> = BTreeMap::new();
+    for p in &plan.placements {
+        per.entry(p.instance_id.as_str())
+            .or_default()
+            .push(p.host_ports[0].host_port);
+    }
+    for v in per.values_mut() {
+        v.sort_unstable();
+    }
+    assert_eq!(per["a"], [50000, 50002]);
+    assert_eq!(per["b"], [60000, 60001]);
+    assert_eq!(per["c"], [40000]);
+    assert_eq!(plan.placements.len(), 5);
+    assert!(
+        reasons(&plan).values().all(|&r| r == "RESOURCE:PORTS"),
+        "{plan:?}"
+    );
+
+    // A fixed port inside an instance's own range leaves one less dynamic
+    // port there; outside the range it costs none.
+    let a = InstanceView::new("a", 100_000, 100_000).with_dynamic_port_range(50000..=50001);
+    let snap = ClusterSnapshot::new(vec![a]);
+    let mut req = PlacementRequest::new("web", 1, 1);
+    req.ports = vec![
+        PortNeed::fixed(50000, Protocol::Tcp),
+        PortNeed::dynamic(Protocol::Tcp),
+    ];
+    let plan = place(&snap, &req, 1);
+    assert_eq!(plan.placements[0].host_ports[1].host_port, 50001);
+    req.ports.push(PortNeed::dynamic(Protocol::Tcp));
+    let plan = place(&snap, &req, 1);
+    assert!(plan.placements.is_empty());
+    assert_eq!(
+        reasons(&plan).values().copied().collect::<Vec<_>>(),
+        ["RESOURCE:PORTS"]
+    );
+    req.ports = vec![
+        PortNeed::fixed(49153, Protocol::Tcp),
+        PortNeed::dynamic(Protocol::Tcp),
+        PortNeed::dynamic(Protocol::Tcp),
+    ];
+    let plan = place(&snap, &req, 1);
+    let got: Vec<u16> = plan.placements[0]
+        .host_ports
+        .iter()
+        .map(|b| b.host_port)
+        .collect();
+    assert_eq!(got, [49153, 50000, 50001]);
+}
+
+#[test]
 fn first_failure_reason_per_active_instance() {
     let mut cpu = InstanceView::new("cpu", 100, 9000);
     cpu.remaining.cpu = 100;

@@ -58,6 +58,13 @@ struct HostAgentArgs {
     /// Custom attributes, `name=value` (repeatable).
     #[arg(long = "attribute", value_parser = parse_key_value)]
     attributes: Vec<(String, String)>,
+    /// `LO-HI`: the host ports given to `hostPort` 0 port mappings on this
+    /// host (registered as the `berth.dynamic-host-port-range` attribute;
+    /// default: the server's range, 49153-65535). Give agents that share
+    /// one network namespace disjoint ranges.
+    #[arg(long, env = "ECS_DYNAMIC_HOST_PORT_RANGE", value_name = "LO-HI",
+        value_parser = berth_agent::host::parse_dynamic_host_port_range)]
+    dynamic_host_port_range: Option<(u16, u16)>,
     /// Image pull behaviour: default, always, once or prefer-cached
     /// (ECS_IMAGE_PULL_BEHAVIOR).
     #[arg(long, default_value = "default")]
@@ -363,7 +370,7 @@ fn agent_config(
         reserved_memory_mib: host.reserved_memory,
         reserved_ports: berth_agent::host::DEFAULT_RESERVED_PORTS.to_vec(),
         reserved_ports_udp: Vec::new(),
-        custom_attributes: host.attributes,
+        custom_attributes: berth_agent::host::with_dynamic_host_port_range(host.attributes, host.dynamic_host_port_range),
         pull_policy,
         insecure_registries: host.insecure_registries,
         registry_auth,

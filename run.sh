@@ -99,7 +99,8 @@ done
 
 LB_PORT="${BERTH_LB_PORT:-8080}"
 set -x
-lb=$(aws elbv2 create-load-balancer --name hello --type application --subnets subnet-default \
+lb=$(aws elbv2 create-load-balancer --name hello --type application \
+    --subnets $(aws ec2 describe-subnets --query 'Subnets[].SubnetId' --output text) \
     --query 'LoadBalancers[0].LoadBalancerArn' --output text)
 tg=$(aws elbv2 create-target-group --name hello-tg --protocol HTTP --port 8080 --target-type instance \
     --vpc-id "$(aws elbv2 describe-load-balancers --load-balancer-arns "$lb" --query 'LoadBalancers[0].VpcId' --output text)" \

@@ -157,10 +157,10 @@ def start_berth(workdir: Path, backend: int) -> tuple[subprocess.Popen, int]:
         aws_secret_access_key=SECRET_ACCESS_KEY,
         config=Config(retries={"max_attempts": 1}),
     )
-    lb = elb.create_load_balancer(Name="bench", Type="application", Subnets=["subnet-bench"])["LoadBalancers"][0]
+    lb = elb.create_load_balancer(Name="bench", Type="application", Subnets=["subnet-bench-a", "subnet-bench-b"])["LoadBalancers"][0]
     tg = elb.create_target_group(
         Name="bench-tg", Protocol="HTTP", Port=backend, VpcId=lb["VpcId"], TargetType="ip",
-        HealthCheckIntervalSeconds=5, HealthyThresholdCount=2,
+        HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2,
     )["TargetGroups"][0]
     elb.register_targets(TargetGroupArn=tg["TargetGroupArn"], Targets=[{"Id": "127.0.0.1", "Port": backend}])
     port = free_port()

@@ -13,7 +13,9 @@
 
 use crate::balance::{self, Balancer};
 use crate::routing::{self, RequestFacts};
-use crate::snapshot::{ActionConfig, ListenerConfig, Snapshot, TargetGroupConfig, TargetStickiness};
+use crate::snapshot::{
+    ActionConfig, ListenerConfig, Snapshot, TargetGroupConfig, TargetStickiness,
+};
 use crate::stats::TargetCounters;
 use crate::{DataPlane, TargetKey};
 use arc_swap::ArcSwap;
@@ -25,8 +27,8 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::service::service_fn;
 use hyper::client::conn::http1::{self, SendRequest};
+use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
@@ -36,7 +38,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpListener, TcpStream};
@@ -80,7 +82,7 @@ struct Shared {
     listener_arn: String,
     https: bool,
     pool: Arc<Pool>,
-    balancer: Balancer,
+    balancer: Arc<Balancer>,
     /// The listener's configuration prepared for the request path, rebuilt
     /// when the snapshot changes.
     prepared: ArcSwap<Prepared>,
@@ -120,11 +122,7 @@ struct PreparedTarget {
 impl Prepared {
     fn build(shared_arn: &str, plane: &DataPlane, balancer: &Balancer) -> Prepared {
         let snap = plane.snapshot();
-        let listener = snap
-            .listeners
-            .iter()
-            .find(|l| l.arn == shared_arn)
-            .cloned();
+        let listener = snap.listeners.iter().find(|l| l.arn == shared_arn).cloned();
         let mut groups: HashMap<&str, Arc<PreparedGroup>> = HashMap::new();
         let mut rules = Vec::new();
         for rule in listener.iter().flat_map(|l| &l.rules) {
@@ -197,9 +195,42 @@ impl Shared {
     }
 }
 
+/// The load balancer's own threads: one current-thread runtime per core
+/// (`BERTH_LB_THREADS` overrides the count), started on first use and
+/// shared by every listener. A client connection lives on one of them with
+/// that thread's pool of target connections: the model of HAProxy and
+/// nginx, without work stealing or hand-offs between threads on the
+/// request path.
+fn lb_runtimes() -> &'static [tokio::runtime::Handle] {
+    static RUNTIMES: OnceLock<Vec<tokio::runtime::Handle>> = OnceLock::new();
+    RUNTIMES.get_or_init(|| {
+        let n = std::env::var("BERTH_LB_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        (0..n)
+            .filter_map(|i| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
+                let handle = rt.handle().clone();
+                std::thread::Builder::new()
+                    .name(format!("berth-lb-{i}"))
+                    .spawn(move || rt.block_on(std::future::pending::<()>()))
+                    .ok()?;
+                Some(handle)
+            })
+            .collect()
+    })
+}
+
 /// Serve `listener` until `*shutdown` becomes true (or its sender is
 /// dropped, which means nobody can stop this listener any more): then stop
-/// accepting, let requests in flight finish, and return.
+/// accepting, let requests in flight finish, and return. Connections are
+/// accepted here and dealt round robin to the load balancer threads
+/// ([`lb_runtimes`]), each with its own pool of target connections.
 pub async fn serve(
     listener: TcpListener,
     listener_arn: String,
@@ -207,16 +238,26 @@ pub async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let balancer = Balancer::default();
-    let prepared = ArcSwap::from_pointee(Prepared::build(&listener_arn, &plane, &balancer));
-    let shared = Arc::new(Shared {
-        plane,
-        listener_arn,
-        https: tls.is_some(),
-        pool: Arc::new(Pool::default()),
-        balancer,
-        prepared,
-    });
+    let balancer = Arc::new(Balancer::default());
+    let https = tls.is_some();
+    let new_shared = || {
+        Arc::new(Shared {
+            prepared: ArcSwap::from_pointee(Prepared::build(&listener_arn, &plane, &balancer)),
+            plane: plane.clone(),
+            listener_arn: listener_arn.clone(),
+            https,
+            pool: Arc::new(Pool::default()),
+            balancer: balancer.clone(),
+        })
+    };
+    // (runtime, its share of the listener); `None`: the caller's runtime.
+    let workers: Vec<(Option<tokio::runtime::Handle>, Arc<Shared>)> = match lb_runtimes() {
+        [] => vec![(None, new_shared())],
+        rts => rts
+            .iter()
+            .map(|rt| (Some(rt.clone()), new_shared()))
+            .collect(),
+    };
     let graceful = GracefulShutdown::new();
     let stop = async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
@@ -224,18 +265,40 @@ pub async fn serve(
     tokio::pin!(stop);
     let mut prune = tokio::time::interval(POOL_PRUNE);
     prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next = 0usize;
     loop {
         tokio::select! {
             _ = &mut stop => break,
-            _ = prune.tick() => shared.pool.prune(),
+            _ = prune.tick() => for (_, shared) in &workers {
+                shared.pool.prune();
+            },
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    tokio::spawn(connection(shared.clone(), stream, peer, tls.clone(), graceful.watcher()));
+                    let (rt, shared) = &workers[next % workers.len()];
+                    next = next.wrapping_add(1);
+                    let conn_shared = shared.clone();
+                    let (tls, watcher) = (tls.clone(), graceful.watcher());
+                    match rt {
+                        // The stream moves to the thread that serves it.
+                        Some(rt) => match stream.into_std() {
+                            Ok(std_stream) => {
+                                rt.spawn(async move {
+                                    if let Ok(stream) = TcpStream::from_std(std_stream) {
+                                        connection(conn_shared, stream, peer, tls, watcher).await;
+                                    }
+                                });
+                            }
+                            Err(e) => tracing::debug!(%peer, error = %e, "accepted connection lost"),
+                        },
+                        None => {
+                            tokio::spawn(connection(conn_shared, stream, peer, tls, watcher));
+                        }
+                    }
                 }
                 Err(e) => {
                     // Out of descriptors and the like: back off instead of
                     // spinning.
-                    tracing::warn!(listener = %shared.listener_arn, error = %e, "accept failed");
+                    tracing::warn!(listener = %listener_arn, error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -246,9 +309,11 @@ pub async fn serve(
         .await
         .is_err()
     {
-        tracing::warn!(listener = %shared.listener_arn, "requests still in flight after the shutdown grace period");
+        tracing::warn!(listener = %listener_arn, "requests still in flight after the shutdown grace period");
     }
-    shared.pool.clear();
+    for (_, shared) in &workers {
+        shared.pool.clear();
+    }
 }
 
 /// One client connection: optional TLS, then HTTP/1.1 or HTTP/2.
@@ -477,7 +542,9 @@ async fn forward(
         |i| health.get(&pg.targets[i].key),
         |i| pg.targets[i].counters.in_flight.load(Ordering::Relaxed),
         &pg.rotation,
-        sticky_target.is_some().then_some(&is_sticky as &dyn Fn(usize) -> bool),
+        sticky_target
+            .is_some()
+            .then_some(&is_sticky as &dyn Fn(usize) -> bool),
     ) else {
         return error_page(StatusCode::SERVICE_UNAVAILABLE);
     };
@@ -490,21 +557,18 @@ async fn forward(
     let request = upstream_request(req, addr, client, &prepared.port, shared.https);
     let guard = InFlight::start(target.counters.clone());
     let idle = idle_timeout(listener);
-    let (resp, upstream) = match tokio::time::timeout(
-        idle,
-        send(&shared.pool, addr, &target.counters, request),
-    )
-    .await
-    {
-        Err(_) | Ok(Err(UpstreamError::ConnectTimeout)) => {
-            return error_page(StatusCode::GATEWAY_TIMEOUT);
-        }
-        Ok(Err(e)) => {
-            tracing::debug!(target = %addr, error = %e, "target request failed");
-            return error_page(StatusCode::BAD_GATEWAY);
-        }
-        Ok(Ok(r)) => r,
-    };
+    let (resp, upstream) =
+        match tokio::time::timeout(idle, send(&shared.pool, addr, &target.counters, request)).await
+        {
+            Err(_) | Ok(Err(UpstreamError::ConnectTimeout)) => {
+                return error_page(StatusCode::GATEWAY_TIMEOUT);
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(target = %addr, error = %e, "target request failed");
+                return error_page(StatusCode::BAD_GATEWAY);
+            }
+            Ok(Ok(r)) => r,
+        };
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     if group_stickiness.is_some() || group.stickiness.is_some() {

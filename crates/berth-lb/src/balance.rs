@@ -111,7 +111,14 @@ pub fn pick(
     rotation: usize,
     random: f64,
 ) -> Option<usize> {
-    pick_by(cands.len(), |i| cands[i].weight, algorithm, in_flight, rotation, || random)
+    pick_by(
+        cands.len(),
+        |i| cands[i].weight,
+        algorithm,
+        in_flight,
+        rotation,
+        || random,
+    )
 }
 
 /// [`pick`] over `n` candidates whose shares are `weight(i)`; the random
@@ -144,7 +151,8 @@ fn pick_by(
             Some(n - 1)
         }
         Algorithm::LeastOutstandingRequests => {
-            let score = |i: usize| (in_flight.get(i).copied().unwrap_or(0) as f64 + 1.0) / weight(i);
+            let score =
+                |i: usize| (in_flight.get(i).copied().unwrap_or(0) as f64 + 1.0) / weight(i);
             let best = (0..n).map(score).fold(f64::INFINITY, f64::min);
             let ties = (0..n).filter(|&i| score(i) <= best).count();
             // `ties` counts at least the minimum (shares are never zero, so

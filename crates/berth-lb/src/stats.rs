@@ -1,7 +1,9 @@
 //! Traffic counters per target: requests in flight (least outstanding
-//! requests reads them), requests and connections served (the
-//! RequestCountPerTarget figure auto scaling reads, persisted by the
-//! supervisor).
+//! requests reads them), requests served (the RequestCountPerTarget figure
+//! auto scaling reads, persisted by the supervisor) and connections: for
+//! ALB targets the upstream connections the load balancer opened to the
+//! target (pooled keep-alive connections are counted once, when opened),
+//! not client connections.
 
 use crate::TargetKey;
 use std::collections::HashMap;

@@ -77,7 +77,9 @@ enum Transport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Serving {
     Http,
-    Https(Vec<String>),
+    /// Certificates, and whether ALPN offers h2 (`routing.http2.enabled`);
+    /// a change of either rebinds.
+    Https(Vec<String>, bool),
     Tcp,
     Tls(Vec<String>),
     Udp,
@@ -121,7 +123,7 @@ fn wanted_sockets(snap: &Snapshot) -> BTreeMap<(u16, Transport), Wanted> {
         };
         match l.protocol {
             ListenerProtocol::Http => add(Transport::Tcp, Serving::Http),
-            ListenerProtocol::Https => add(Transport::Tcp, Serving::Https(l.certificates.clone())),
+            ListenerProtocol::Https => add(Transport::Tcp, Serving::Https(l.certificates.clone(), l.http2)),
             ListenerProtocol::Tcp => add(Transport::Tcp, Serving::Tcp),
             ListenerProtocol::Tls => add(Transport::Tcp, Serving::Tls(l.certificates.clone())),
             ListenerProtocol::Udp => add(Transport::Udp, Serving::Udp),
@@ -268,7 +270,11 @@ impl Supervisor {
             }
             (serving, _) => {
                 let tls = match serving {
-                    Serving::Https(certs) | Serving::Tls(certs) => Some(
+                    Serving::Https(certs, http2) => Some(
+                        tls::acceptor_with(&self.options.cert_dir, certs, *http2)
+                            .map_err(|e| format!("certificates: {e}"))?,
+                    ),
+                    Serving::Tls(certs) => Some(
                         tls::acceptor(&self.options.cert_dir, certs)
                             .map_err(|e| format!("certificates: {e}"))?,
                     ),
@@ -276,7 +282,7 @@ impl Supervisor {
                 };
                 let listener = bind_tcp(addr).map_err(|e| format!("binding tcp {addr}: {e}"))?;
                 match (serving, tls) {
-                    (Serving::Http | Serving::Https(_), tls) => {
+                    (Serving::Http | Serving::Https(..), tls) => {
                         tokio::spawn(alb::serve(listener, arn, plane, tls, stop_rx))
                     }
                     (_, Some(acceptor)) => {

@@ -6,7 +6,8 @@
 //! The first certificate is the default; with several, the client's SNI
 //! picks the certificate whose subject alternative names cover it (as ELB
 //! does), checked by webpki, the same code clients verify names with.
-//! ALPN offers h2 then http/1.1.
+//! ALPN offers h2 then http/1.1 (only http/1.1 when the load balancer's
+//! `routing.http2.enabled` is false: [`acceptor_with`]).
 
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -123,10 +124,22 @@ impl ResolvesServerCert for BySni {
 }
 
 /// The acceptor of a listener with these certificates (the first the
-/// default). Fails with the file that is missing or unusable.
+/// default), offering h2 and http/1.1 by ALPN. Fails with the file that is
+/// missing or unusable.
 pub fn acceptor(
     cert_dir: &Path,
     certificate_arns: &[String],
+) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
+    acceptor_with(cert_dir, certificate_arns, true)
+}
+
+/// [`acceptor`] for a load balancer whose `routing.http2.enabled` is
+/// `http2`: when false, ALPN offers only http/1.1, so clients never
+/// negotiate HTTP/2.
+pub fn acceptor_with(
+    cert_dir: &Path,
+    certificate_arns: &[String],
+    http2: bool,
 ) -> Result<tokio_rustls::TlsAcceptor, TlsError> {
     if certificate_arns.is_empty() {
         return Err(TlsError::NoCertificate);
@@ -146,7 +159,11 @@ pub fn acceptor(
         })?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(BySni { certs }));
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 

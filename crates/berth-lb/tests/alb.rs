@@ -1637,3 +1637,81 @@ async fn https_listener_with_sni_and_alpn() {
     };
     assert!(e.to_string().contains("nope.pem"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_without_http2_offers_only_http11() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = make_cert(dir.path(), "site-a", "a.test");
+    let acceptor = berth_lb::tls::acceptor_with(dir.path(), &[acm("site-a")], false).unwrap();
+    let backend = Backend::start("a").await;
+    let g = group("g", &[&backend]);
+    let lb = Lb::start(
+        |port| {
+            let mut l = listener(
+                port,
+                ListenerProtocol::Https,
+                vec![default_rule(forward(&[(&g, 1)]))],
+            );
+            l.http2 = false;
+            snapshot(l, &[&g])
+        },
+        Some(acceptor),
+    )
+    .await;
+    all_healthy(&lb.plane, &[&g]);
+    // A client preferring h2 is answered over HTTP/1.1.
+    let (alpn, stream) = tls_connect(lb.addr, "a.test", &[site], &[b"h2", b"http/1.1"])
+        .await
+        .unwrap();
+    assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let resp = send
+        .send_request(
+            Request::get("/h1")
+                .header("host", "a.test")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(backend.hits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_pooled_and_counted() {
+    let backend = Backend::start("a").await;
+    let g = group("g", &[&backend]);
+    let lb = Lb::start(
+        |port| {
+            snapshot(
+                listener(
+                    port,
+                    ListenerProtocol::Http,
+                    vec![default_rule(forward(&[(&g, 1)]))],
+                ),
+                &[&g],
+            )
+        },
+        None,
+    )
+    .await;
+    all_healthy(&lb.plane, &[&g]);
+    let c = client();
+    for _ in 0..20 {
+        assert_eq!(get(&c, &lb.url("/")).await.status, StatusCode::OK);
+    }
+    let counters = lb.plane.stats.target(&g.key(&g.targets[0]));
+    assert_eq!(counters.requests.load(Ordering::SeqCst), 20);
+    // Sequential requests reuse one keep-alive connection (a second may be
+    // opened while the first is being returned to the pool).
+    let opened = counters.connections.load(Ordering::SeqCst);
+    assert!(
+        (1..=2).contains(&opened),
+        "{opened} connections for 20 requests"
+    );
+    assert_eq!(backend.hits(), 20);
+}

@@ -112,10 +112,14 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    // ALB_PROXY_RUNTIME=current: one current-thread runtime (experiments).
+    let runtime = match std::env::var("ALB_PROXY_RUNTIME").as_deref() {
+        Ok("current") => tokio::runtime::Builder::new_current_thread(),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    }
+    .enable_all()
+    .build()
+    .expect("tokio runtime");
     runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(listen).await {
             Ok(l) => l,
@@ -129,7 +133,9 @@ fn main() {
         let plane = DataPlane::new(snap.clone());
         for g in snap.target_groups.values() {
             for t in &g.targets {
-                plane.health.set(g.key(t), TargetState::Healthy, Instant::now());
+                plane
+                    .health
+                    .set(g.key(t), TargetState::Healthy, Instant::now());
             }
         }
         let (_stop, stop_rx) = tokio::sync::watch::channel(false);

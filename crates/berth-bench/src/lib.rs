@@ -168,3 +168,23 @@ pub async fn wait_registered(c: &HttpControlPlane, hosts: usize, started: Instan
     println!("{hosts} simulated hosts registered in {:.1} s", started.elapsed().as_secs_f64());
     tokio::time::sleep(Duration::from_secs(2)).await;
 }
+
+/// Binds `listen` for the binary `program`, which exits 1 saying why when
+/// it cannot; returns the listener and the address it got.
+pub async fn bind_or_exit(program: &str, listen: std::net::SocketAddr) -> (tokio::net::TcpListener, std::net::SocketAddr) {
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{program}: binding {listen}: {e}");
+            std::process::exit(1);
+        }
+    };
+    let addr = listener.local_addr().expect("bound address");
+    (listener, addr)
+}
+
+/// Prints `ready ADDR` (the line bench scripts wait for) and flushes it.
+pub fn print_ready(addr: std::net::SocketAddr) {
+    println!("ready {addr}");
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+}

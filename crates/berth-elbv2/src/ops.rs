@@ -270,6 +270,13 @@ fn listener_by_arn<'s>(s: &'s State, arn: &str) -> Result<&'s Listener, Elbv2Err
         .ok_or(Elbv2Error::ListenerNotFound)
 }
 
+fn listener_mut<'s>(s: &'s mut State, arn: &str) -> Result<&'s mut Listener, Elbv2Error> {
+    s.listeners
+        .iter_mut()
+        .find(|l| l.arn == arn)
+        .ok_or(Elbv2Error::ListenerNotFound)
+}
+
 fn tg_in_use(s: &State, arn: &str) -> bool {
     s.listeners
         .iter()
@@ -1226,11 +1233,7 @@ fn modify_listener(cx: &Ctx, s: &mut State) -> Result<Listener, Elbv2Error> {
     {
         return Err(Elbv2Error::DuplicateListener(lb.arn));
     }
-    let l = s
-        .listeners
-        .iter_mut()
-        .find(|l| l.arn == arn)
-        .ok_or(Elbv2Error::ListenerNotFound)?;
+    let l = listener_mut(s, &arn)?;
     l.port = port;
     l.protocol = protocol;
     l.certificates = certificates;
@@ -1257,17 +1260,22 @@ fn describe_listener_certificates(cx: &Ctx, s: &State, x: &mut Xml) -> Result<()
     Ok(())
 }
 
-fn add_listener_certificates(cx: &Ctx, s: &mut State) -> Result<Vec<String>, Elbv2Error> {
-    let arn = cx.f.required("ListenerArn")?.to_string();
+/// The listener named by ListenerArn and the certificates given to add or
+/// remove (at least one).
+fn listener_and_certificates<'s>(
+    cx: &Ctx,
+    s: &'s mut State,
+) -> Result<(&'s mut Listener, Vec<String>), Elbv2Error> {
+    let arn = cx.f.required("ListenerArn")?;
     let given = certificate_arns(&cx.f)?;
     if given.is_empty() {
         return Err(v("At least one certificate must be specified"));
     }
-    let l = s
-        .listeners
-        .iter_mut()
-        .find(|l| l.arn == arn)
-        .ok_or(Elbv2Error::ListenerNotFound)?;
+    Ok((listener_mut(s, arn)?, given))
+}
+
+fn add_listener_certificates(cx: &Ctx, s: &mut State) -> Result<Vec<String>, Elbv2Error> {
+    let (l, given) = listener_and_certificates(cx, s)?;
     if l.protocol != "HTTPS" && l.protocol != "TLS" {
         return Err(v(format!(
             "Certificates cannot be added to {} listeners",
@@ -1283,16 +1291,7 @@ fn add_listener_certificates(cx: &Ctx, s: &mut State) -> Result<Vec<String>, Elb
 }
 
 fn remove_listener_certificates(cx: &Ctx, s: &mut State) -> Result<(), Elbv2Error> {
-    let arn = cx.f.required("ListenerArn")?.to_string();
-    let given = certificate_arns(&cx.f)?;
-    if given.is_empty() {
-        return Err(v("At least one certificate must be specified"));
-    }
-    let l = s
-        .listeners
-        .iter_mut()
-        .find(|l| l.arn == arn)
-        .ok_or(Elbv2Error::ListenerNotFound)?;
+    let (l, given) = listener_and_certificates(cx, s)?;
     if l.certificates.first().is_some_and(|d| given.contains(d)) {
         return Err(Elbv2Error::OperationNotPermitted(
             "The default certificate cannot be removed from a listener; replace it with ModifyListener".into(),
@@ -1494,11 +1493,7 @@ fn modify_rule(cx: &Ctx, s: &mut State) -> Result<RuleView, Elbv2Error> {
         } else {
             None
         };
-        let l = s
-            .listeners
-            .iter_mut()
-            .find(|e| e.arn == l.arn)
-            .ok_or(Elbv2Error::ListenerNotFound)?;
+        let l = listener_mut(s, &l.arn)?;
         if let Some(a) = actions {
             l.default_actions = a;
         }

@@ -2,12 +2,15 @@
 //! a listener served by `alb::serve`, and hyper clients. No timing is
 //! asserted as performance; every wait has a generous bound.
 
+mod common;
+
 use berth_lb::snapshot::{
     ActionConfig, Algorithm, LbKind, ListenerConfig, ListenerProtocol, RuleConfig, Snapshot,
     TargetConfig, TargetGroupConfig, TargetStickiness,
 };
 use berth_lb::{DataPlane, TargetKey, TargetState, alb};
 use bytes::Bytes;
+use common::{WAIT, acm, make_cert, tls_connect};
 use http::{HeaderMap, Request, Response, StatusCode, Version};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
@@ -26,7 +29,6 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 const LISTENER: &str = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/test/0123456789abcdef/0123456789abcdef";
-const WAIT: Duration = Duration::from_secs(30);
 
 fn tg_arn(name: &str) -> String {
     format!(
@@ -271,16 +273,25 @@ fn snapshot(l: ListenerConfig, groups: &[&TargetGroupConfig]) -> Snapshot {
     }
 }
 
+/// A listener on `port` whose default rule forwards to `g`.
+fn forward_to(port: u16, protocol: ListenerProtocol, g: &TargetGroupConfig) -> Snapshot {
+    snapshot(
+        listener(port, protocol, vec![default_rule(forward(&[(g, 1)]))]),
+        &[g],
+    )
+}
+
+/// `b` as a target of `g`.
+fn target_key(g: &TargetGroupConfig, b: &Backend) -> TargetKey {
+    TargetKey {
+        target_group_arn: g.arn.clone(),
+        id: "127.0.0.1".into(),
+        port: b.addr.port(),
+    }
+}
+
 fn set_health(plane: &DataPlane, g: &TargetGroupConfig, b: &Backend, state: TargetState) {
-    plane.health.set(
-        TargetKey {
-            target_group_arn: g.arn.clone(),
-            id: "127.0.0.1".into(),
-            port: b.addr.port(),
-        },
-        state,
-        Instant::now(),
-    );
+    plane.health.set(target_key(g, b), state, Instant::now());
 }
 
 fn all_healthy(plane: &DataPlane, groups: &[&TargetGroupConfig]) {
@@ -321,8 +332,75 @@ impl Lb {
         }
     }
 
+    /// An HTTP listener forwarding to `g`.
+    async fn forwarding(g: &TargetGroupConfig) -> Lb {
+        Lb::start(|port| forward_to(port, ListenerProtocol::Http, g), None).await
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Waits until no request to `key` is in flight.
+    async fn no_longer_in_flight(&self, key: &TargetKey) {
+        wait_until("in-flight count back to zero", || {
+            self.plane
+                .stats
+                .target(key)
+                .in_flight
+                .load(Ordering::SeqCst)
+                == 0
+        })
+        .await;
+    }
+
+    /// Sends `/hold` and waits until it reaches `a` or `b`: the request
+    /// and (the backend holding it, the other one).
+    async fn hold_one<'b>(
+        &self,
+        c: &HttpClient,
+        a: &'b Backend,
+        b: &'b Backend,
+    ) -> (tokio::task::JoinHandle<Answer>, (&'b Backend, &'b Backend)) {
+        let held = tokio::spawn({
+            let (c, url) = (c.clone(), self.url("/hold"));
+            async move { get(&c, &url).await }
+        });
+        wait_until("the slow request reaches a backend", || {
+            a.held.load(Ordering::SeqCst) + b.held.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        let holding = if a.held.load(Ordering::SeqCst) == 1 {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        (held, holding)
+    }
+
+    /// GETs `/stream` and reads its first chunk, `first;`: the status and
+    /// the rest of the body.
+    async fn first_chunk(&self, c: &HttpClient) -> (StatusCode, Incoming) {
+        let resp = tokio::time::timeout(
+            WAIT,
+            c.request(
+                Request::get(self.url("/stream"))
+                    .body(Full::new(Bytes::new()))
+                    .unwrap(),
+            ),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let status = resp.status();
+        let mut body = resp.into_body();
+        let first = tokio::time::timeout(WAIT, body.frame())
+            .await
+            .expect("first chunk before the backend finished")
+            .unwrap()
+            .unwrap();
+        assert_eq!(first.into_data().unwrap(), "first;");
+        (status, body)
     }
 }
 
@@ -627,20 +705,7 @@ async fn weighted_forward_three_to_one() {
 async fn round_robin_and_fail_open_when_all_unhealthy() {
     let (a, b) = (Backend::start("a").await, Backend::start("b").await);
     let g = group("g", &[&a, &b]);
-    let lb = Lb::start(
-        |port| {
-            snapshot(
-                listener(
-                    port,
-                    ListenerProtocol::Http,
-                    vec![default_rule(forward(&[(&g, 1)]))],
-                ),
-                &[&g],
-            )
-        },
-        None,
-    )
-    .await;
+    let lb = Lb::forwarding(&g).await;
     all_healthy(&lb.plane, &[&g]);
     let c = client();
     for _ in 0..10 {
@@ -717,20 +782,7 @@ async fn lb_cookie_stickiness_and_replacement_of_an_unhealthy_target() {
     g.stickiness = Some(TargetStickiness::LbCookie {
         duration: Duration::from_secs(600),
     });
-    let lb = Lb::start(
-        |port| {
-            snapshot(
-                listener(
-                    port,
-                    ListenerProtocol::Http,
-                    vec![default_rule(forward(&[(&g, 1)]))],
-                ),
-                &[&g],
-            )
-        },
-        None,
-    )
-    .await;
+    let lb = Lb::forwarding(&g).await;
     all_healthy(&lb.plane, &[&g]);
     let c = client();
     let first = get(&c, &lb.url("/")).await;
@@ -768,20 +820,7 @@ async fn app_cookie_stickiness() {
         cookie_name: "SESSION".into(),
         duration: Duration::from_secs(600),
     });
-    let lb = Lb::start(
-        |port| {
-            snapshot(
-                listener(
-                    port,
-                    ListenerProtocol::Http,
-                    vec![default_rule(forward(&[(&g, 1)]))],
-                ),
-                &[&g],
-            )
-        },
-        None,
-    )
-    .await;
+    let lb = Lb::forwarding(&g).await;
     all_healthy(&lb.plane, &[&g]);
     let c = client();
     assert!(
@@ -816,50 +855,18 @@ async fn least_outstanding_requests_avoids_the_busy_target() {
     let (a, b) = (Backend::start("a").await, Backend::start("b").await);
     let mut g = group("g", &[&a, &b]);
     g.algorithm = Algorithm::LeastOutstandingRequests;
-    let lb = Lb::start(
-        |port| {
-            snapshot(
-                listener(
-                    port,
-                    ListenerProtocol::Http,
-                    vec![default_rule(forward(&[(&g, 1)]))],
-                ),
-                &[&g],
-            )
-        },
-        None,
-    )
-    .await;
+    let lb = Lb::forwarding(&g).await;
     all_healthy(&lb.plane, &[&g]);
     let c = client();
-    let slow = tokio::spawn({
-        let (c, url) = (c.clone(), lb.url("/hold"));
-        async move { get(&c, &url).await }
-    });
-    wait_until("the slow request reaches a backend", || {
-        a.held.load(Ordering::SeqCst) + b.held.load(Ordering::SeqCst) == 1
-    })
-    .await;
-    let (busy, idle) = if a.held.load(Ordering::SeqCst) == 1 {
-        (&a, &b)
-    } else {
-        (&b, &a)
-    };
+    let (slow, (busy, idle)) = lb.hold_one(&c, &a, &b).await;
     for _ in 0..10 {
         assert_eq!(get(&c, &lb.url("/")).await.backend(), idle.name);
     }
     busy.release();
     let r = tokio::time::timeout(WAIT, slow).await.unwrap().unwrap();
     assert_eq!((r.status, r.backend()), (StatusCode::OK, busy.name.clone()));
-    let key = TargetKey {
-        target_group_arn: g.arn.clone(),
-        id: "127.0.0.1".into(),
-        port: busy.addr.port(),
-    };
-    wait_until("in-flight count back to zero", || {
-        lb.plane.stats.target(&key).in_flight.load(Ordering::SeqCst) == 0
-    })
-    .await;
+    let key = target_key(&g, busy);
+    lb.no_longer_in_flight(&key).await;
     assert_eq!(
         lb.plane.stats.target(&key).requests.load(Ordering::SeqCst),
         1
@@ -870,49 +877,18 @@ async fn least_outstanding_requests_avoids_the_busy_target() {
 async fn draining_target_finishes_in_flight_but_gets_no_new_requests() {
     let (a, b) = (Backend::start("a").await, Backend::start("b").await);
     let g = group("g", &[&a, &b]);
-    let lb = Lb::start(
-        |port| {
-            snapshot(
-                listener(
-                    port,
-                    ListenerProtocol::Http,
-                    vec![default_rule(forward(&[(&g, 1)]))],
-                ),
-                &[&g],
-            )
-        },
-        None,
-    )
-    .await;
+    let lb = Lb::forwarding(&g).await;
     all_healthy(&lb.plane, &[&g]);
     let c = client();
-    let slow = tokio::spawn({
-        let (c, url) = (c.clone(), lb.url("/hold"));
-        async move { get(&c, &url).await }
-    });
-    wait_until("the slow request reaches a backend", || {
-        a.held.load(Ordering::SeqCst) + b.held.load(Ordering::SeqCst) == 1
-    })
-    .await;
-    let (draining, other) = if a.held.load(Ordering::SeqCst) == 1 {
-        (&a, &b)
-    } else {
-        (&b, &a)
-    };
+    let (slow, (draining, other)) = lb.hold_one(&c, &a, &b).await;
     // Deregistered: the next snapshot marks it draining.
     let mut next = g.clone();
     next.targets
         .iter_mut()
         .filter(|t| t.port == draining.addr.port())
         .for_each(|t| t.draining_since_ms = Some(1));
-    lb.plane.install(snapshot(
-        listener(
-            lb.addr.port(),
-            ListenerProtocol::Http,
-            vec![default_rule(forward(&[(&next, 1)]))],
-        ),
-        &[&next],
-    ));
+    lb.plane
+        .install(forward_to(lb.addr.port(), ListenerProtocol::Http, &next));
     let before = draining.hits();
     for _ in 0..10 {
         assert_eq!(get(&c, &lb.url("/")).await.backend(), other.name);
@@ -927,14 +903,8 @@ async fn draining_target_finishes_in_flight_but_gets_no_new_requests() {
     );
     // The health table's Draining state excludes a target the same way.
     set_health(&lb.plane, &g, other, TargetState::Draining);
-    lb.plane.install(snapshot(
-        listener(
-            lb.addr.port(),
-            ListenerProtocol::Http,
-            vec![default_rule(forward(&[(&g, 1)]))],
-        ),
-        &[&g],
-    ));
+    lb.plane
+        .install(forward_to(lb.addr.port(), ListenerProtocol::Http, &g));
     for _ in 0..5 {
         assert_eq!(get(&c, &lb.url("/")).await.backend(), draining.name);
     }
@@ -946,20 +916,7 @@ async fn draining_target_finishes_in_flight_but_gets_no_new_requests() {
 async fn forwarded_headers_seen_by_the_backend() {
     let a = Backend::start("a").await;
     let g = group("g", &[&a]);
-    let lb = Lb::start(
-        |port| {
-            snapshot(
-                listener(
-                    port,
-                    ListenerProtocol::Http,
-                    vec![default_rule(forward(&[(&g, 1)]))],
-                ),
-                &[&g],
-            )
-        },
-        None,
-    )
-    .await;
+    let lb = Lb::forwarding(&g).await;
     let c = client();
     let r = send(
         &c,
@@ -1027,20 +984,7 @@ async fn forwarded_headers_seen_by_the_backend() {
 async fn h2c_prior_knowledge() {
     let a = Backend::start("a").await;
     let g = group("g", &[&a]);
-    let lb = Lb::start(
-        |port| {
-            snapshot(
-                listener(
-                    port,
-                    ListenerProtocol::Http,
-                    vec![default_rule(forward(&[(&g, 1)]))],
-                ),
-                &[&g],
-            )
-        },
-        None,
-    )
-    .await;
+    let lb = Lb::forwarding(&g).await;
     let h2: HttpClient = Client::builder(TokioExecutor::new())
         .http2_only(true)
         .build_http();
@@ -1061,39 +1005,9 @@ async fn h2c_prior_knowledge() {
 async fn response_is_streamed() {
     let a = Backend::start("a").await;
     let g = group("g", &[&a]);
-    let lb = Lb::start(
-        |port| {
-            snapshot(
-                listener(
-                    port,
-                    ListenerProtocol::Http,
-                    vec![default_rule(forward(&[(&g, 1)]))],
-                ),
-                &[&g],
-            )
-        },
-        None,
-    )
-    .await;
+    let lb = Lb::forwarding(&g).await;
     let c = client();
-    let resp = tokio::time::timeout(
-        WAIT,
-        c.request(
-            Request::get(lb.url("/stream"))
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        ),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let mut body = resp.into_body();
-    let first = tokio::time::timeout(WAIT, body.frame())
-        .await
-        .expect("first chunk before the backend finished")
-        .unwrap()
-        .unwrap();
-    assert_eq!(first.into_data().unwrap(), "first;");
+    let (_, body) = lb.first_chunk(&c).await;
     a.release();
     let rest = tokio::time::timeout(WAIT, body.collect())
         .await
@@ -1107,20 +1021,7 @@ async fn response_is_streamed() {
 async fn request_body_is_streamed() {
     let a = Backend::start("a").await;
     let g = group("g", &[&a]);
-    let lb = Lb::start(
-        |port| {
-            snapshot(
-                listener(
-                    port,
-                    ListenerProtocol::Http,
-                    vec![default_rule(forward(&[(&g, 1)]))],
-                ),
-                &[&g],
-            )
-        },
-        None,
-    )
-    .await;
+    let lb = Lb::forwarding(&g).await;
     let c: Client<HttpConnector, ChanBody> = Client::builder(TokioExecutor::new()).build_http();
     let (tx, rx) = mpsc::channel(4);
     tx.send(Bytes::from_static(b"hello")).await.unwrap();
@@ -1159,25 +1060,8 @@ async fn response_cut_off_when_the_target_stalls_past_the_idle_timeout() {
     )
     .await;
     let c = client();
-    let resp = tokio::time::timeout(
-        WAIT,
-        c.request(
-            Request::get(lb.url("/stream"))
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        ),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    let mut body = resp.into_body();
-    let first = tokio::time::timeout(WAIT, body.frame())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(first.into_data().unwrap(), "first;");
+    let (status, body) = lb.first_chunk(&c).await;
+    assert_eq!(status, StatusCode::OK);
     // The backend never sends the rest: the stream is aborted, not hung.
     let rest = tokio::time::timeout(WAIT, body.collect())
         .await
@@ -1186,15 +1070,8 @@ async fn response_cut_off_when_the_target_stalls_past_the_idle_timeout() {
         rest.is_err(),
         "a truncated response is an error for the client"
     );
-    let key = TargetKey {
-        target_group_arn: g.arn.clone(),
-        id: "127.0.0.1".into(),
-        port: a.addr.port(),
-    };
-    wait_until("in-flight count back to zero", || {
-        lb.plane.stats.target(&key).in_flight.load(Ordering::SeqCst) == 0
-    })
-    .await;
+    let key = target_key(&g, &a);
+    lb.no_longer_in_flight(&key).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1397,20 +1274,7 @@ async fn idle_client_connection_closed_after_the_idle_timeout() {
 async fn graceful_shutdown_lets_in_flight_requests_finish() {
     let a = Backend::start("a").await;
     let g = group("g", &[&a]);
-    let lb = Lb::start(
-        |port| {
-            snapshot(
-                listener(
-                    port,
-                    ListenerProtocol::Http,
-                    vec![default_rule(forward(&[(&g, 1)]))],
-                ),
-                &[&g],
-            )
-        },
-        None,
-    )
-    .await;
+    let lb = Lb::forwarding(&g).await;
     let c = client();
     let held = tokio::spawn({
         let (c, url) = (c.clone(), lb.url("/hold"));
@@ -1439,83 +1303,24 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
 
 // ---------------------------------------------------------------- TLS
 
-/// A self-signed certificate for `name`, written with its key to
-/// `{dir}/{file}.pem` by the openssl CLI. Returns the certificate's DER.
-fn make_cert(
-    dir: &std::path::Path,
-    file: &str,
-    name: &str,
-) -> rustls_pki_types::CertificateDer<'static> {
-    use rustls_pki_types::pem::PemObject;
-    let (cert, key) = (
-        dir.join(format!("{file}.crt")),
-        dir.join(format!("{file}.key")),
-    );
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-        ])
-        .args([
-            "-addext",
-            &format!("subjectAltName=DNS:{name}"),
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(status.success());
-    let pem = [std::fs::read(&cert).unwrap(), std::fs::read(&key).unwrap()].concat();
-    std::fs::write(dir.join(format!("{file}.pem")), pem).unwrap();
-    rustls_pki_types::CertificateDer::from_pem_file(&cert).unwrap()
-}
-
-fn acm(name: &str) -> String {
-    format!("arn:aws:acm:us-east-1:123456789012:certificate/{name}")
-}
-
-/// Opens a TLS connection for `server_name` trusting `roots`, offering
-/// `alpn`; returns the negotiated ALPN protocol and the stream.
-async fn tls_connect(
-    addr: SocketAddr,
-    server_name: &str,
-    roots: &[rustls_pki_types::CertificateDer<'static>],
-    alpn: &[&[u8]],
-) -> std::io::Result<(
-    Option<Vec<u8>>,
-    tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
-)> {
-    let mut store = rustls::RootCertStore::empty();
-    for r in roots {
-        store.add(r.clone()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
+/// `GET path` with `host` over HTTP/1.1 on `stream`.
+async fn http1_get(
+    stream: tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+    path: &str,
+    host: &str,
+) -> Response<Incoming> {
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    send.send_request(
+        Request::get(path)
+            .header("host", host)
+            .body(Full::new(Bytes::new()))
+            .unwrap(),
+    )
+    .await
     .unwrap()
-    .with_root_certificates(store)
-    .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let tcp = tokio::net::TcpStream::connect(addr).await?;
-    let name = rustls_pki_types::ServerName::try_from(server_name.to_string()).unwrap();
-    let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await?;
-    let alpn = stream.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
-    Ok((alpn, stream))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1530,16 +1335,7 @@ async fn https_listener_with_sni_and_alpn() {
         duration: Duration::from_secs(60),
     });
     let lb = Lb::start(
-        |port| {
-            snapshot(
-                listener(
-                    port,
-                    ListenerProtocol::Https,
-                    vec![default_rule(forward(&[(&g, 1)]))],
-                ),
-                &[&g],
-            )
-        },
+        |port| forward_to(port, ListenerProtocol::Https, &g),
         Some(acceptor),
     )
     .await;
@@ -1550,19 +1346,7 @@ async fn https_listener_with_sni_and_alpn() {
         .await
         .unwrap();
     assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
-    let (mut send1, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let resp = send1
-        .send_request(
-            Request::get("/tls")
-                .header("host", "a.test")
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = http1_get(stream, "/tls", "a.test").await;
     assert_eq!(resp.status(), StatusCode::OK);
     let cookies: Vec<String> = resp
         .headers()
@@ -1664,19 +1448,7 @@ async fn https_without_http2_offers_only_http11() {
         .await
         .unwrap();
     assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let resp = send
-        .send_request(
-            Request::get("/h1")
-                .header("host", "a.test")
-                .body(Full::new(Bytes::new()))
-                .unwrap(),
-        )
-        .await
-        .unwrap();
+    let resp = http1_get(stream, "/h1", "a.test").await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(backend.hits(), 1);
 }
@@ -1685,20 +1457,7 @@ async fn https_without_http2_offers_only_http11() {
 async fn upstream_connections_are_pooled_and_counted() {
     let backend = Backend::start("a").await;
     let g = group("g", &[&backend]);
-    let lb = Lb::start(
-        |port| {
-            snapshot(
-                listener(
-                    port,
-                    ListenerProtocol::Http,
-                    vec![default_rule(forward(&[(&g, 1)]))],
-                ),
-                &[&g],
-            )
-        },
-        None,
-    )
-    .await;
+    let lb = Lb::forwarding(&g).await;
     all_healthy(&lb.plane, &[&g]);
     let c = client();
     for _ in 0..20 {

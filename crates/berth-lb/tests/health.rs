@@ -5,58 +5,21 @@
 //! group's interval and timeout are then set to 1 s directly in the stored
 //! record (the checker takes any interval from the configuration).
 
-use berth_arn::{AccountId, Region};
+mod common;
+
 use berth_elbv2::model::{self, HealthRecord};
-use berth_elbv2::{Elbv2Request, handle};
 use berth_lb::health::{self, Probe, Tracker, matcher_accepts};
-use berth_lb::snapshot::{NoInstances, Snapshot};
-use berth_lb::{DataPlane, TargetKey, TargetState};
+use berth_lb::{DataPlane, TargetState};
 use berth_store::Store;
-use berth_store::memory::MemoryStore;
+use common::{Env, acm, eventually, free_port, key, make_cert, read_head, serve_each, text};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::time::{Duration, SystemTime};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-/// Generous: the suite runs in parallel on two cores.
-const WAIT: Duration = Duration::from_secs(30);
-
-struct Env {
-    store: Arc<MemoryStore>,
-    account: AccountId,
-    region: Region,
-}
-
 impl Env {
-    fn new() -> Env {
-        Env {
-            store: Arc::new(MemoryStore::new()),
-            account: "123456789012".parse().unwrap(),
-            region: "us-east-1".parse().unwrap(),
-        }
-    }
-
-    async fn call(&self, action: &str, params: &[(&str, &str)]) -> String {
-        let mut p: Vec<(String, String)> = vec![
-            ("Action".into(), action.into()),
-            ("Version".into(), "2015-12-01".into()),
-        ];
-        p.extend(params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let req = Elbv2Request {
-            account: &self.account,
-            region: &self.region,
-            now: SystemTime::now(),
-            params: &p,
-            request_id: "test",
-        };
-        match handle(self.store.as_ref(), &req).await {
-            Ok(x) => x,
-            Err(e) => panic!("{action}: {e:?}"),
-        }
-    }
-
     /// A load balancer with a listener forwarding to a new `ip` target
     /// group `name` of `protocol` with `extra` parameters (an application
     /// load balancer for HTTP groups, a network one otherwise); health
@@ -67,24 +30,12 @@ impl Env {
 
     async fn named_group(&self, name: &str, protocol: &str, extra: &[(&str, &str)]) -> String {
         let http = protocol == "HTTP" || protocol == "HTTPS";
-        let lb_name = format!("lb-{name}");
-        let lb_params: Vec<(&str, &str)> = if http {
-            vec![
-                ("Name", &lb_name),
-                ("Subnets.member.1", "subnet-a"),
-                ("Subnets.member.2", "subnet-b"),
-            ]
-        } else {
-            vec![
-                ("Name", &lb_name),
-                ("Type", "network"),
-                ("Subnets.member.1", "subnet-a"),
-            ]
-        };
-        let lb = text(
-            &self.call("CreateLoadBalancer", &lb_params).await,
-            "LoadBalancerArn",
-        );
+        let lb = self
+            .lb(
+                &format!("lb-{name}"),
+                if http { "application" } else { "network" },
+            )
+            .await;
         let mut params = vec![
             ("Name", name),
             ("Protocol", protocol),
@@ -99,19 +50,9 @@ impl Env {
             &self.call("CreateTargetGroup", &params).await,
             "TargetGroupArn",
         );
-        self.call(
-            "CreateListener",
-            &[
-                ("LoadBalancerArn", &lb),
-                ("Protocol", if http { "HTTP" } else { "TCP" }),
-                ("Port", "9"),
-                ("DefaultActions.member.1.Type", "forward"),
-                ("DefaultActions.member.1.TargetGroupArn", &tg),
-            ],
-        )
-        .await;
-        let key = model::state_key(self.account.as_str(), self.region.as_str());
-        model::update(self.store.as_ref(), &key, |s| {
+        self.listener(&lb, if http { "HTTP" } else { "TCP" }, 9, &tg)
+            .await;
+        model::update(self.store.as_ref(), &self.state_key(), |s| {
             for g in &mut s.target_groups {
                 g.health.interval = 1;
                 g.health.timeout = 1;
@@ -121,29 +62,6 @@ impl Env {
         .await
         .unwrap();
         tg
-    }
-
-    async fn register(&self, tg: &str, port: u16) {
-        let port = port.to_string();
-        self.call(
-            "RegisterTargets",
-            &[
-                ("TargetGroupArn", tg),
-                ("Targets.member.1.Id", "127.0.0.1"),
-                ("Targets.member.1.Port", &port),
-            ],
-        )
-        .await;
-    }
-
-    async fn snapshot(&self) -> Snapshot {
-        let (state, _) = model::load(
-            self.store.as_ref(),
-            &model::state_key(self.account.as_str(), self.region.as_str()),
-        )
-        .await
-        .unwrap();
-        Snapshot::build([&state], &NoInstances)
     }
 
     async fn health_record(&self) -> HealthRecord {
@@ -172,16 +90,31 @@ impl Env {
             .get(&model::health_entry_key(tg, "127.0.0.1", port))
             .map(|h| (h.state.clone(), h.reason.clone(), h.description.clone()))
     }
+
+    /// Waits until the store holds this (state, reason, description) for
+    /// 127.0.0.1:`port` in `tg`.
+    async fn wait_stored(
+        &self,
+        what: &str,
+        tg: &str,
+        port: u16,
+        [state, reason, description]: [&str; 3],
+    ) {
+        let want = Some((
+            state.to_string(),
+            Some(reason.to_string()),
+            Some(description.to_string()),
+        ));
+        eventually(what, || async { self.stored(tg, port).await == want }).await;
+    }
 }
 
-fn text(xml: &str, tag: &str) -> String {
-    let open = format!("<{tag}>");
-    let start = xml
-        .find(&open)
-        .unwrap_or_else(|| panic!("no <{tag}> in {xml}"))
-        + open.len();
-    let end = xml[start..].find(&format!("</{tag}>")).unwrap() + start;
-    xml[start..end].to_string()
+/// Waits until the checker's table has 127.0.0.1:`port` in `tg` in `state`.
+async fn wait_state(plane: &DataPlane, what: &str, tg: &str, port: u16, state: TargetState) {
+    eventually(what, || async {
+        plane.health.state(&key(tg, port)) == state
+    })
+    .await;
 }
 
 /// The checker over `env`'s records; stops when the returned sender drops.
@@ -199,72 +132,29 @@ async fn start_checker(
     (plane, tx, task)
 }
 
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// An HTTP backend answering every request with the status in `status`
 /// (0: accept and never answer).
 async fn http_backend(status: Arc<AtomicU16>) -> (u16, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
+    serve_each(move |mut s| {
+        let status = status.clone();
+        async move {
+            if read_head(&mut s).await.is_none() {
                 return;
-            };
-            let status = status.clone();
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 4096];
-                let mut got = Vec::new();
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let code = status.load(Ordering::SeqCst);
-                if code == 0 {
-                    tokio::time::sleep(Duration::from_secs(60)).await;
-                    return;
-                }
-                let _ = s
-                    .write_all(
-                        format!(
-                            "HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
-                        )
+            }
+            let code = status.load(Ordering::SeqCst);
+            if code == 0 {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                return;
+            }
+            let _ = s
+                .write_all(
+                    format!("HTTP/1.1 {code} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
                         .as_bytes(),
-                    )
-                    .await;
-            });
+                )
+                .await;
         }
-    });
-    (port, task)
-}
-
-/// A port nobody listens on (bound, then released).
-async fn closed_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    l.local_addr().unwrap().port()
-}
-
-fn key(tg: &str, port: u16) -> TargetKey {
-    TargetKey {
-        target_group_arn: tg.to_string(),
-        id: "127.0.0.1".to_string(),
-        port,
-    }
+    })
+    .await
 }
 
 #[test]
@@ -336,10 +226,7 @@ async fn http_target_turns_healthy_unhealthy_and_healthy_again() {
     let (plane, stop, task) = start_checker(&env).await;
 
     // Initial first (in the store too), then healthy.
-    eventually("healthy", || async {
-        plane.health.state(&key(&tg, port)) == TargetState::Healthy
-    })
-    .await;
+    wait_state(&plane, "healthy", &tg, port, TargetState::Healthy).await;
     eventually("healthy in the store", || async {
         env.stored(&tg, port)
             .await
@@ -348,25 +235,21 @@ async fn http_target_turns_healthy_unhealthy_and_healthy_again() {
     .await;
 
     status.store(503, Ordering::SeqCst);
-    eventually("unhealthy", || async {
-        plane.health.state(&key(&tg, port)) == TargetState::Unhealthy
-    })
-    .await;
-    eventually("unhealthy in the store", || async {
-        env.stored(&tg, port).await
-            == Some((
-                "unhealthy".into(),
-                Some("Target.ResponseCodeMismatch".into()),
-                Some("Health checks failed with these codes: [503]".into()),
-            ))
-    })
+    wait_state(&plane, "unhealthy", &tg, port, TargetState::Unhealthy).await;
+    env.wait_stored(
+        "unhealthy in the store",
+        &tg,
+        port,
+        [
+            "unhealthy",
+            "Target.ResponseCodeMismatch",
+            "Health checks failed with these codes: [503]",
+        ],
+    )
     .await;
 
     status.store(200, Ordering::SeqCst);
-    eventually("healthy again", || async {
-        plane.health.state(&key(&tg, port)) == TargetState::Healthy
-    })
-    .await;
+    wait_state(&plane, "healthy again", &tg, port, TargetState::Healthy).await;
     eventually("healthy again in the store", || async {
         env.stored(&tg, port)
             .await
@@ -388,19 +271,18 @@ async fn new_target_is_initial_in_the_store_until_its_threshold() {
     let tg = env.group("HTTP", &[("HealthyThresholdCount", "5")]).await;
     env.register(&tg, port).await;
     let (plane, stop, task) = start_checker(&env).await;
-    eventually("initial in the store", || async {
-        env.stored(&tg, port).await
-            == Some((
-                "initial".into(),
-                Some("Elb.InitialHealthChecking".into()),
-                Some("Initial health checking in progress".into()),
-            ))
-    })
+    env.wait_stored(
+        "initial in the store",
+        &tg,
+        port,
+        [
+            "initial",
+            "Elb.InitialHealthChecking",
+            "Initial health checking in progress",
+        ],
+    )
     .await;
-    eventually("healthy", || async {
-        plane.health.state(&key(&tg, port)) == TargetState::Healthy
-    })
-    .await;
+    wait_state(&plane, "healthy", &tg, port, TargetState::Healthy).await;
     stop.send(true).unwrap();
     task.await.unwrap();
     backend.abort();
@@ -410,21 +292,20 @@ async fn new_target_is_initial_in_the_store_until_its_threshold() {
 async fn closed_port_fails_health_checks() {
     let env = Env::new();
     let tg = env.group("HTTP", &[]).await;
-    let port = closed_port().await;
+    let port = free_port().await;
     env.register(&tg, port).await;
     let (plane, stop, task) = start_checker(&env).await;
-    eventually("unhealthy", || async {
-        plane.health.state(&key(&tg, port)) == TargetState::Unhealthy
-    })
-    .await;
-    eventually("failed checks in the store", || async {
-        env.stored(&tg, port).await
-            == Some((
-                "unhealthy".into(),
-                Some("Target.FailedHealthChecks".into()),
-                Some("Health checks failed".into()),
-            ))
-    })
+    wait_state(&plane, "unhealthy", &tg, port, TargetState::Unhealthy).await;
+    env.wait_stored(
+        "failed checks in the store",
+        &tg,
+        port,
+        [
+            "unhealthy",
+            "Target.FailedHealthChecks",
+            "Health checks failed",
+        ],
+    )
     .await;
     stop.send(true).unwrap();
     task.await.unwrap();
@@ -438,18 +319,13 @@ async fn silent_backend_times_out() {
     let tg = env.group("HTTP", &[]).await;
     env.register(&tg, port).await;
     let (plane, stop, task) = start_checker(&env).await;
-    eventually("unhealthy", || async {
-        plane.health.state(&key(&tg, port)) == TargetState::Unhealthy
-    })
-    .await;
-    eventually("timeout in the store", || async {
-        env.stored(&tg, port).await
-            == Some((
-                "unhealthy".into(),
-                Some("Target.Timeout".into()),
-                Some("Request timed out".into()),
-            ))
-    })
+    wait_state(&plane, "unhealthy", &tg, port, TargetState::Unhealthy).await;
+    env.wait_stored(
+        "timeout in the store",
+        &tg,
+        port,
+        ["unhealthy", "Target.Timeout", "Request timed out"],
+    )
     .await;
     stop.send(true).unwrap();
     task.await.unwrap();
@@ -469,17 +345,11 @@ async fn tcp_checks_follow_whether_the_port_accepts() {
     });
     env.register(&tg, port).await;
     let (plane, stop, task) = start_checker(&env).await;
-    eventually("healthy", || async {
-        plane.health.state(&key(&tg, port)) == TargetState::Healthy
-    })
-    .await;
+    wait_state(&plane, "healthy", &tg, port, TargetState::Healthy).await;
     // Dropping the listener closes the port.
     accepting.abort();
     let _ = accepting.await;
-    eventually("unhealthy", || async {
-        plane.health.state(&key(&tg, port)) == TargetState::Unhealthy
-    })
-    .await;
+    wait_state(&plane, "unhealthy", &tg, port, TargetState::Unhealthy).await;
     eventually("failed checks in the store", || async {
         env.stored(&tg, port)
             .await
@@ -504,13 +374,14 @@ async fn matcher_range_accepts_redirects_and_list_rejects_others() {
         .await;
     env.register(&tg2, bad_port).await;
     let (plane, stop, task) = start_checker(&env).await;
-    eventually("302 healthy", || async {
-        plane.health.state(&key(&tg, ok_port)) == TargetState::Healthy
-    })
-    .await;
-    eventually("204 unhealthy", || async {
-        plane.health.state(&key(&tg2, bad_port)) == TargetState::Unhealthy
-    })
+    wait_state(&plane, "302 healthy", &tg, ok_port, TargetState::Healthy).await;
+    wait_state(
+        &plane,
+        "204 unhealthy",
+        &tg2,
+        bad_port,
+        TargetState::Unhealthy,
+    )
     .await;
     eventually("204 mismatch in the store", || async {
         env.stored(&tg2, bad_port)
@@ -528,21 +399,20 @@ async fn matcher_range_accepts_redirects_and_list_rejects_others() {
 async fn disabled_checks_make_targets_unavailable() {
     let env = Env::new();
     let tg = env.group("TCP", &[("HealthCheckEnabled", "false")]).await;
-    let port = closed_port().await;
+    let port = free_port().await;
     env.register(&tg, port).await;
     let (plane, stop, task) = start_checker(&env).await;
-    eventually("unavailable", || async {
-        plane.health.state(&key(&tg, port)) == TargetState::Unavailable
-    })
-    .await;
-    eventually("unavailable in the store", || async {
-        env.stored(&tg, port).await
-            == Some((
-                "unavailable".into(),
-                Some("Target.HealthCheckDisabled".into()),
-                Some("Health checks are disabled".into()),
-            ))
-    })
+    wait_state(&plane, "unavailable", &tg, port, TargetState::Unavailable).await;
+    env.wait_stored(
+        "unavailable in the store",
+        &tg,
+        port,
+        [
+            "unavailable",
+            "Target.HealthCheckDisabled",
+            "Health checks are disabled",
+        ],
+    )
     .await;
     stop.send(true).unwrap();
     task.await.unwrap();
@@ -557,26 +427,19 @@ async fn check_set_follows_snapshots_without_restarting_unchanged_targets() {
     let tg = env.group("HTTP", &[]).await;
     env.register(&tg, port_a).await;
     let (plane, stop, task) = start_checker(&env).await;
-    eventually("a healthy", || async {
-        plane.health.state(&key(&tg, port_a)) == TargetState::Healthy
-    })
-    .await;
+    wait_state(&plane, "a healthy", &tg, port_a, TargetState::Healthy).await;
     let a_since = plane.health.get(&key(&tg, port_a)).unwrap().since;
 
     // Add b: a keeps its state (and since), b starts initial.
     env.register(&tg, port_b).await;
     plane.install(env.snapshot().await);
-    eventually("b healthy", || async {
-        plane.health.state(&key(&tg, port_b)) == TargetState::Healthy
-    })
-    .await;
+    wait_state(&plane, "b healthy", &tg, port_b, TargetState::Healthy).await;
     let a_entry = plane.health.get(&key(&tg, port_a)).unwrap();
     assert_eq!(a_entry.state, TargetState::Healthy);
     assert_eq!(a_entry.since, a_since, "a flapped");
 
     // Deregister b with no delay: its entry leaves the table and the store.
-    let state_key = model::state_key(env.account.as_str(), env.region.as_str());
-    model::update(env.store.as_ref(), &state_key, |s| {
+    model::update(env.store.as_ref(), &env.state_key(), |s| {
         s.target_groups[0]
             .attributes
             .insert("deregistration_delay.timeout_seconds".into(), "0".into());
@@ -584,16 +447,7 @@ async fn check_set_follows_snapshots_without_restarting_unchanged_targets() {
     })
     .await
     .unwrap();
-    let port_b_s = port_b.to_string();
-    env.call(
-        "DeregisterTargets",
-        &[
-            ("TargetGroupArn", &tg),
-            ("Targets.member.1.Id", "127.0.0.1"),
-            ("Targets.member.1.Port", &port_b_s),
-        ],
-    )
-    .await;
+    env.deregister(&tg, port_b).await;
     plane.install(env.snapshot().await);
     eventually("b gone from the store", || async {
         env.stored(&tg, port_b).await.is_none()
@@ -620,105 +474,41 @@ async fn draining_targets_are_not_checked() {
     let tg = env.group("HTTP", &[]).await;
     env.register(&tg, port).await;
     let (plane, stop, task) = start_checker(&env).await;
-    eventually("healthy", || async {
-        plane.health.state(&key(&tg, port)) == TargetState::Healthy
-    })
-    .await;
-    let port_s = port.to_string();
-    env.call(
-        "DeregisterTargets",
-        &[
-            ("TargetGroupArn", &tg),
-            ("Targets.member.1.Id", "127.0.0.1"),
-            ("Targets.member.1.Port", &port_s),
-        ],
-    )
-    .await;
+    wait_state(&plane, "healthy", &tg, port, TargetState::Healthy).await;
+    env.deregister(&tg, port).await;
     plane.install(env.snapshot().await);
-    eventually("draining", || async {
-        plane.health.state(&key(&tg, port)) == TargetState::Draining
-    })
-    .await;
+    wait_state(&plane, "draining", &tg, port, TargetState::Draining).await;
     stop.send(true).unwrap();
     task.await.unwrap();
     backend.abort();
-}
-
-/// A self-signed certificate for `name` with its key in `{dir}/{name}.pem`
-/// (the openssl CLI), as the data plane's certificate directory holds them.
-fn make_cert(dir: &std::path::Path, name: &str) {
-    let (cert, key) = (
-        dir.join(format!("{name}.crt")),
-        dir.join(format!("{name}.key")),
-    );
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(status.success());
-    let pem = [std::fs::read(&cert).unwrap(), std::fs::read(&key).unwrap()].concat();
-    std::fs::write(dir.join(format!("{name}.pem")), pem).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_checks_accept_any_certificate() {
     let env = Env::new();
     let dir = tempfile::tempdir().unwrap();
-    make_cert(dir.path(), "backend");
-    let acceptor = berth_lb::tls::acceptor(
-        dir.path(),
-        &["arn:aws:acm:us-east-1:123456789012:certificate/backend".to_string()],
-    )
-    .unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let backend = tokio::spawn(async move {
-        loop {
-            let Ok((s, _)) = listener.accept().await else {
+    make_cert(dir.path(), "backend", "backend");
+    let acceptor = berth_lb::tls::acceptor(dir.path(), &[acm("backend")]).unwrap();
+    let (port, backend) = serve_each(move |s| {
+        let acceptor = acceptor.clone();
+        async move {
+            let Ok(mut s) = acceptor.accept(s).await else {
                 return;
             };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut s) = acceptor.accept(s).await else {
-                    return;
-                };
-                let mut buf = vec![0u8; 4096];
-                let mut got = Vec::new();
-                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => got.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = s
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .await;
-                let _ = s.shutdown().await;
-            });
+            if read_head(&mut s).await.is_none() {
+                return;
+            }
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await;
+            let _ = s.shutdown().await;
         }
-    });
+    })
+    .await;
     let tg = env.group("HTTPS", &[]).await;
     env.register(&tg, port).await;
     let (plane, stop, task) = start_checker(&env).await;
-    eventually("healthy over TLS", || async {
-        plane.health.state(&key(&tg, port)) == TargetState::Healthy
-    })
-    .await;
+    wait_state(&plane, "healthy over TLS", &tg, port, TargetState::Healthy).await;
     stop.send(true).unwrap();
     task.await.unwrap();
     backend.abort();

@@ -1,167 +1,39 @@
 //! Network listeners forwarding TCP and UDP to real backends on 127.0.0.1,
 //! over records made through the ELBv2 API in a MemoryStore.
 
-use berth_arn::{AccountId, Region};
-use berth_elbv2::model::{self, HealthCheck};
-use berth_elbv2::{Elbv2Request, handle};
+mod common;
+
+use berth_elbv2::model::HealthCheck;
 use berth_lb::nlb::{self, choose};
 use berth_lb::snapshot::{
-    ActionConfig, Algorithm, LbKind, ListenerConfig, ListenerProtocol, NoInstances, RuleConfig,
-    Snapshot, TargetConfig, TargetGroupConfig, TargetStickiness,
+    ActionConfig, Algorithm, LbKind, ListenerConfig, ListenerProtocol, RuleConfig, Snapshot,
+    TargetConfig, TargetGroupConfig, TargetStickiness,
 };
 use berth_lb::{DataPlane, TargetKey, TargetState};
-use berth_store::memory::MemoryStore;
+use common::{Env, WAIT, acm, key, make_cert, tcp_echo, tls_connect};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::watch;
-
-/// Generous: the suite runs in parallel on two cores.
-const WAIT: Duration = Duration::from_secs(30);
-
-struct Env {
-    store: Arc<MemoryStore>,
-    account: AccountId,
-    region: Region,
-}
+use tokio::task::JoinHandle;
 
 impl Env {
-    fn new() -> Env {
-        Env {
-            store: Arc::new(MemoryStore::new()),
-            account: "123456789012".parse().unwrap(),
-            region: "us-east-1".parse().unwrap(),
-        }
-    }
-
-    async fn call(&self, action: &str, params: &[(&str, &str)]) -> String {
-        let mut p: Vec<(String, String)> = vec![
-            ("Action".into(), action.into()),
-            ("Version".into(), "2015-12-01".into()),
-        ];
-        p.extend(params.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let req = Elbv2Request {
-            account: &self.account,
-            region: &self.region,
-            now: SystemTime::now(),
-            params: &p,
-            request_id: "test",
-        };
-        match handle(self.store.as_ref(), &req).await {
-            Ok(x) => x,
-            Err(e) => panic!("{action}: {e:?}"),
-        }
-    }
-
     /// A network load balancer whose `protocol` listener forwards to a new
     /// `ip` group with `targets` (127.0.0.1 ports); (group, listener) ARNs.
     async fn nlb(&self, protocol: &str, targets: &[u16]) -> (String, String) {
-        let lb = text(
-            &self
-                .call(
-                    "CreateLoadBalancer",
-                    &[
-                        ("Name", "nlb"),
-                        ("Type", "network"),
-                        ("Subnets.member.1", "subnet-a"),
-                    ],
-                )
-                .await,
-            "LoadBalancerArn",
-        );
-        let tg = text(
-            &self
-                .call(
-                    "CreateTargetGroup",
-                    &[
-                        ("Name", "tg"),
-                        ("Protocol", protocol),
-                        ("Port", "80"),
-                        ("VpcId", "vpc-1"),
-                        ("TargetType", "ip"),
-                    ],
-                )
-                .await,
-            "TargetGroupArn",
-        );
-        for port in targets {
-            let port = port.to_string();
-            self.call(
-                "RegisterTargets",
-                &[
-                    ("TargetGroupArn", &tg),
-                    ("Targets.member.1.Id", "127.0.0.1"),
-                    ("Targets.member.1.Port", &port),
-                ],
-            )
-            .await;
-        }
-        let listener = text(
-            &self
-                .call(
-                    "CreateListener",
-                    &[
-                        ("LoadBalancerArn", &lb),
-                        ("Protocol", protocol),
-                        ("Port", "7000"),
-                        ("DefaultActions.member.1.Type", "forward"),
-                        ("DefaultActions.member.1.TargetGroupArn", &tg),
-                    ],
-                )
-                .await,
-            "ListenerArn",
-        );
+        let lb = self.lb("nlb", "network").await;
+        let tg = self.ip_group("tg", protocol, targets).await;
+        let listener = self.listener(&lb, protocol, 7000, &tg).await;
         (tg, listener)
     }
-
-    async fn snapshot(&self) -> Snapshot {
-        let (state, _) = model::load(
-            self.store.as_ref(),
-            &model::state_key(self.account.as_str(), self.region.as_str()),
-        )
-        .await
-        .unwrap();
-        Snapshot::build([&state], &NoInstances)
-    }
-}
-
-fn text(xml: &str, tag: &str) -> String {
-    let open = format!("<{tag}>");
-    let start = xml
-        .find(&open)
-        .unwrap_or_else(|| panic!("no <{tag}> in {xml}"))
-        + open.len();
-    let end = xml[start..].find(&format!("</{tag}>")).unwrap() + start;
-    xml[start..end].to_string()
-}
-
-/// A TCP echo server counting its connections.
-async fn tcp_echo() -> (u16, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let count = Arc::new(AtomicUsize::new(0));
-    let c = count.clone();
-    let task = tokio::spawn(async move {
-        loop {
-            let Ok((mut s, _)) = listener.accept().await else {
-                return;
-            };
-            c.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let (mut r, mut w) = s.split();
-                let _ = tokio::io::copy(&mut r, &mut w).await;
-            });
-        }
-    });
-    (port, count, task)
 }
 
 /// A UDP echo server counting its datagrams.
-async fn udp_echo() -> (u16, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+async fn udp_echo() -> (u16, Arc<AtomicUsize>, JoinHandle<()>) {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let port = socket.local_addr().unwrap().port();
     let count = Arc::new(AtomicUsize::new(0));
@@ -177,6 +49,24 @@ async fn udp_echo() -> (u16, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
         }
     });
     (port, count, task)
+}
+
+/// Serves `listener_arn` over TCP on a new 127.0.0.1 port: its address, the
+/// stop signal and the serving task.
+async fn serve_tcp(
+    listener_arn: String,
+    plane: &Arc<DataPlane>,
+) -> (SocketAddr, watch::Sender<bool>, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stop_rx) = watch::channel(false);
+    let serving = tokio::spawn(nlb::serve_tcp(
+        listener,
+        listener_arn,
+        plane.clone(),
+        stop_rx,
+    ));
+    (addr, stop, serving)
 }
 
 async fn echo_once(stream: &mut TcpStream, msg: &[u8]) -> std::io::Result<()> {
@@ -196,15 +86,7 @@ async fn tcp_echo_through_listener_uses_both_targets() {
     let (port_b, count_b, b) = tcp_echo().await;
     let (tg, listener_arn) = env.nlb("TCP", &[port_a, port_b]).await;
     let plane = DataPlane::new(env.snapshot().await);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stop_rx) = watch::channel(false);
-    let serving = tokio::spawn(nlb::serve_tcp(
-        listener,
-        listener_arn,
-        plane.clone(),
-        stop_rx,
-    ));
+    let (addr, stop, serving) = serve_tcp(listener_arn, &plane).await;
 
     // No health checker runs: every target is initial, so NLB fails open to
     // all of them. 24 flows with distinct source ports land on both.
@@ -234,24 +116,12 @@ async fn tcp_echo_through_listener_uses_both_targets() {
 
     // Healthy targets are preferred: mark b unhealthy, a healthy.
     let now = std::time::Instant::now();
-    plane.health.set(
-        TargetKey {
-            target_group_arn: tg.clone(),
-            id: "127.0.0.1".into(),
-            port: port_a,
-        },
-        TargetState::Healthy,
-        now,
-    );
-    plane.health.set(
-        TargetKey {
-            target_group_arn: tg.clone(),
-            id: "127.0.0.1".into(),
-            port: port_b,
-        },
-        TargetState::Unhealthy,
-        now,
-    );
+    plane
+        .health
+        .set(key(&tg, port_a), TargetState::Healthy, now);
+    plane
+        .health
+        .set(key(&tg, port_b), TargetState::Unhealthy, now);
     let before_b = count_b.load(Ordering::SeqCst);
     for _ in 0..8 {
         let mut s = TcpStream::connect(addr).await.unwrap();
@@ -342,30 +212,13 @@ async fn draining_closes_a_connection_only_after_the_delay() {
     )
     .await;
     let plane = DataPlane::new(env.snapshot().await);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stop_rx) = watch::channel(false);
-    let serving = tokio::spawn(nlb::serve_tcp(
-        listener,
-        listener_arn,
-        plane.clone(),
-        stop_rx,
-    ));
+    let (addr, stop, serving) = serve_tcp(listener_arn, &plane).await;
 
     let mut s = TcpStream::connect(addr).await.unwrap();
     echo_once(&mut s, b"before").await.unwrap();
 
     let deregistered = Instant::now();
-    let port_s = port.to_string();
-    env.call(
-        "DeregisterTargets",
-        &[
-            ("TargetGroupArn", &tg),
-            ("Targets.member.1.Id", "127.0.0.1"),
-            ("Targets.member.1.Port", &port_s),
-        ],
-    )
-    .await;
+    env.deregister(&tg, port).await;
     plane.install(env.snapshot().await);
     assert!(
         plane.snapshot().target_group(&tg).unwrap().targets[0]
@@ -470,6 +323,28 @@ fn snapshot(groups: Vec<TargetGroupConfig>, l: ListenerConfig) -> Snapshot {
     }
 }
 
+/// The target `snap`'s listener picks for a flow from `client` on each of
+/// the source `ports`.
+fn chosen(
+    plane: &DataPlane,
+    snap: &Snapshot,
+    client: [u8; 4],
+    ports: std::ops::Range<u16>,
+) -> Vec<TargetKey> {
+    ports
+        .map(|p| {
+            choose(
+                plane,
+                snap,
+                &snap.listeners[0],
+                SocketAddr::from((client, p)),
+            )
+            .unwrap()
+            .key
+        })
+        .collect()
+}
+
 #[test]
 fn weighted_groups_skip_zero_weight_and_source_ip_sticks() {
     let snap = snapshot(
@@ -497,18 +372,9 @@ fn weighted_groups_skip_zero_weight_and_source_ip_sticks() {
         vec![group("g1", &[1], None), group("g2", &[10], None)],
         listener(&[("g1", 1), ("g2", 1)]),
     );
-    let groups: HashSet<String> = (1000..1100u16)
-        .map(|p| {
-            choose(
-                &plane,
-                &split,
-                &split.listeners[0],
-                SocketAddr::from(([10, 0, 0, 1], p)),
-            )
-            .unwrap()
-            .key
-            .target_group_arn
-        })
+    let groups: HashSet<String> = chosen(&plane, &split, [10, 0, 0, 1], 1000..1100)
+        .into_iter()
+        .map(|k| k.target_group_arn)
         .collect();
     assert_eq!(groups.len(), 2);
 
@@ -517,18 +383,9 @@ fn weighted_groups_skip_zero_weight_and_source_ip_sticks() {
         vec![group("g1", &[1, 2, 3], Some(TargetStickiness::SourceIp))],
         listener(&[("g1", 1)]),
     );
-    let targets: HashSet<u16> = (1000..1100u16)
-        .map(|p| {
-            choose(
-                &plane,
-                &sticky,
-                &sticky.listeners[0],
-                SocketAddr::from(([10, 0, 0, 7], p)),
-            )
-            .unwrap()
-            .key
-            .port
-        })
+    let targets: HashSet<u16> = chosen(&plane, &sticky, [10, 0, 0, 7], 1000..1100)
+        .into_iter()
+        .map(|k| k.port)
         .collect();
     assert_eq!(targets.len(), 1);
 
@@ -545,45 +402,6 @@ fn weighted_groups_skip_zero_weight_and_source_ip_sticks() {
     );
 }
 
-/// A self-signed certificate for `name` with its key in `{dir}/{name}.pem`
-/// (the openssl CLI); returns the certificate's DER for a client to trust.
-fn make_cert(dir: &std::path::Path, name: &str) -> rustls_pki_types::CertificateDer<'static> {
-    use rustls_pki_types::pem::PemObject;
-    let (cert, key) = (
-        dir.join(format!("{name}.crt")),
-        dir.join(format!("{name}.key")),
-    );
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-        ])
-        .args([
-            "-addext",
-            &format!("subjectAltName=DNS:{name}"),
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(status.success());
-    let pem = [std::fs::read(&cert).unwrap(), std::fs::read(&key).unwrap()].concat();
-    std::fs::write(dir.join(format!("{name}.pem")), pem).unwrap();
-    rustls_pki_types::CertificateDer::from_pem_file(&cert).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_listener_terminates_and_forwards_plain_tcp() {
     let env = Env::new();
@@ -591,12 +409,8 @@ async fn tls_listener_terminates_and_forwards_plain_tcp() {
     let (_tg, listener_arn) = env.nlb("TCP", &[port]).await;
     let plane = DataPlane::new(env.snapshot().await);
     let dir = tempfile::tempdir().unwrap();
-    let cert = make_cert(dir.path(), "nlb.test");
-    let acceptor = berth_lb::tls::acceptor(
-        dir.path(),
-        &["arn:aws:acm:us-east-1:123456789012:certificate/nlb.test".to_string()],
-    )
-    .unwrap();
+    let cert = make_cert(dir.path(), "nlb.test", "nlb.test");
+    let acceptor = berth_lb::tls::acceptor(dir.path(), &[acm("nlb.test")]).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stop_rx) = watch::channel(false);
@@ -608,19 +422,7 @@ async fn tls_listener_terminates_and_forwards_plain_tcp() {
         stop_rx,
     ));
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).unwrap();
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("nlb.test").unwrap();
-    let mut tls = tokio::time::timeout(WAIT, connector.connect(name, tcp))
+    let (_, mut tls) = tokio::time::timeout(WAIT, tls_connect(addr, "nlb.test", &[cert], &[]))
         .await
         .unwrap()
         .unwrap();

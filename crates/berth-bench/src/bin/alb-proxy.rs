@@ -12,7 +12,6 @@ use berth_lb::snapshot::{
     TargetConfig, TargetGroupConfig,
 };
 use berth_lb::{DataPlane, TargetState, alb};
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -121,14 +120,7 @@ fn main() {
     .build()
     .expect("tokio runtime");
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("alb-proxy: binding {listen}: {e}");
-                std::process::exit(1);
-            }
-        };
-        let addr = listener.local_addr().expect("bound address");
+        let (listener, addr) = berth_bench::bind_or_exit("alb-proxy", listen).await;
         let snap = snapshot(addr.port(), backend);
         let plane = DataPlane::new(snap.clone());
         for g in snap.target_groups.values() {
@@ -139,8 +131,7 @@ fn main() {
             }
         }
         let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-        println!("ready {addr}");
-        let _ = std::io::stdout().flush();
+        berth_bench::print_ready(addr);
         alb::serve(listener, LISTENER.to_string(), plane, None, stop_rx).await;
     });
 }

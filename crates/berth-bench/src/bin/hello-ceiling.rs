@@ -13,7 +13,6 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, header};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
-use std::io::Write;
 use std::net::SocketAddr;
 
 const BODY: &[u8] = br#"{"clusters":[{"clusterName":"bench","status":"ACTIVE"}],"failures":[]}"#;
@@ -64,16 +63,8 @@ fn main() {
         .build()
         .expect("tokio runtime");
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("hello-ceiling: binding {listen}: {e}");
-                std::process::exit(1);
-            }
-        };
-        let addr = listener.local_addr().expect("bound address");
-        println!("ready {addr}");
-        let _ = std::io::stdout().flush();
+        let (listener, addr) = berth_bench::bind_or_exit("hello-ceiling", listen).await;
+        berth_bench::print_ready(addr);
         loop {
             let (stream, _) = match listener.accept().await {
                 Ok(a) => a,

@@ -50,8 +50,10 @@ cleanup() {
         if [ -n "$lb" ] && [ "$lb" != None ]; then
             echo "deleting the load balancer hello"
             aws elbv2 delete-load-balancer --load-balancer-arn "$lb"
-            aws elbv2 delete-target-group --target-group-arn \
-                "$(aws elbv2 describe-target-groups --names hello-tg --query 'TargetGroups[0].TargetGroupArn' --output text)"
+        fi
+        tg=$(aws elbv2 describe-target-groups --names hello-tg --query 'TargetGroups[0].TargetGroupArn' --output text 2>/dev/null)
+        if [ -n "$tg" ] && [ "$tg" != None ]; then
+            aws elbv2 delete-target-group --target-group-arn "$tg"
         fi
         running=$(aws ecs list-tasks --cluster default --desired-status RUNNING --query 'taskArns[]' --output text 2>/dev/null)
         if [ -n "$running" ]; then
@@ -104,7 +106,7 @@ lb=$(aws elbv2 create-load-balancer --name hello --type application \
     --query 'LoadBalancers[0].LoadBalancerArn' --output text)
 tg=$(aws elbv2 create-target-group --name hello-tg --protocol HTTP --port 8080 --target-type instance \
     --vpc-id "$(aws elbv2 describe-load-balancers --load-balancer-arns "$lb" --query 'LoadBalancers[0].VpcId' --output text)" \
-    --health-check-path / --health-check-interval-seconds 5 --healthy-threshold-count 2 \
+    --health-check-path / --health-check-interval-seconds 5 --health-check-timeout-seconds 2 --healthy-threshold-count 2 \
     --query 'TargetGroups[0].TargetGroupArn' --output text)
 aws elbv2 modify-target-group-attributes --target-group-arn "$tg" \
     --attributes Key=deregistration_delay.timeout_seconds,Value=5 --query 'Attributes[0]' --output text

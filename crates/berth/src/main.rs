@@ -102,7 +102,7 @@ struct AgentArgs {
     #[arg(long, env = "BERTH_ENDPOINT")]
     server: String,
     /// Where the image cache, task records and container state live.
-    #[arg(long, default_value = "./berth-data")]
+    #[arg(long, default_value = "./berth-data", value_parser = absolute_path)]
     data_dir: PathBuf,
     /// The IPv4 address load balancers reach this host's published ports
     /// at (the `berth.host-address` attribute; default: the source address
@@ -132,7 +132,7 @@ struct LogsArgs {
     #[arg(long, short = 'f')]
     follow: bool,
     /// The data dir of the agent that runs the task.
-    #[arg(long, default_value = "./berth-data")]
+    #[arg(long, default_value = "./berth-data", value_parser = absolute_path)]
     data_dir: PathBuf,
 }
 
@@ -155,7 +155,7 @@ struct ImageLoadArgs {
     #[arg(long)]
     reference: Option<String>,
     /// The host's data dir; images live in `<data-dir>/images`.
-    #[arg(long, default_value = "./berth-data")]
+    #[arg(long, default_value = "./berth-data", value_parser = absolute_path)]
     data_dir: PathBuf,
 }
 
@@ -165,7 +165,7 @@ struct ServerArgs {
     #[arg(long, default_value = "127.0.0.1:4566")]
     listen: SocketAddr,
     /// Where the store and the root credentials live.
-    #[arg(long, default_value = "./berth-data")]
+    #[arg(long, default_value = "./berth-data", value_parser = absolute_path)]
     data_dir: PathBuf,
     /// The 12-digit account id (default: generated on first start and kept).
     #[arg(long, env = "BERTH_ACCOUNT_ID")]
@@ -227,6 +227,14 @@ fn dispatch_helper_process() -> Option<i32> {
         "init" => Some(berth_runtime::init::run(args.collect())),
         _ => None,
     }
+}
+
+/// Data dirs are made absolute once, here: container root filesystems,
+/// bundles and shim sockets under them are handed to runc and the kernel,
+/// which need absolute paths (`--data-dir ./berth-data` used to fail every
+/// task with "rootfs must be an absolute path").
+fn absolute_path(s: &str) -> Result<PathBuf, String> {
+    std::path::absolute(s).map_err(|e| format!("{s:?}: {e}"))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -544,5 +552,20 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
             }
         }
         tracing::info!("shutting down");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_dirs_become_absolute() {
+        let p = absolute_path("./berth-data").unwrap();
+        assert!(p.is_absolute(), "{p:?}");
+        assert!(p.ends_with("berth-data"));
+        let cli = Cli::try_parse_from(["berth", "up", "--data-dir", "rel/dir"]).unwrap();
+        let Command::Up(args) = cli.command else { panic!("not up") };
+        assert!(args.server.data_dir.is_absolute());
     }
 }

@@ -71,61 +71,9 @@ pub fn matches<T: Filterable>(resource: &T, filters: &[Filter]) -> bool {
     })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Token {
-    Char(char),
-    One,
-    Any,
-}
-
-fn tokens(pattern: &str) -> Vec<Token> {
-    let mut out = Vec::new();
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        out.push(match c {
-            // A trailing backslash stands for itself.
-            '\\' => Token::Char(chars.next().unwrap_or('\\')),
-            '*' => Token::Any,
-            '?' => Token::One,
-            c => Token::Char(c),
-        });
-    }
-    out
-}
-
-/// EC2's wildcard match of a whole value.
+/// EC2's wildcard match of a whole value (a backslash escapes a wildcard).
 pub fn glob(pattern: &str, text: &str) -> bool {
-    let p = tokens(pattern);
-    let t: Vec<char> = text.chars().collect();
-    // Classic greedy match with one backtrack point: linear in practice and
-    // never exponential.
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some(Token::Char(c)) if *c == t[ti] => {
-                pi += 1;
-                ti += 1;
-            }
-            Some(Token::One) => {
-                pi += 1;
-                ti += 1;
-            }
-            Some(Token::Any) => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|tok| *tok == Token::Any)
+    berth_glob::matches(&berth_glob::compile(pattern, true), text)
 }
 
 #[cfg(test)]

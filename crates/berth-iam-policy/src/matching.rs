@@ -6,17 +6,8 @@
 //! the `*` and `?` written in the policy stay wildcards.
 
 use crate::context::RequestContext;
-
-/// One element of a compiled pattern.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Token {
-    /// Exactly this character.
-    Literal(char),
-    /// Any run of characters, including none (spans `:` and `/`).
-    Any,
-    /// Exactly one character.
-    One,
-}
+// `*` spans `:` and `/` in policies too, so the shared matcher fits as is.
+use berth_glob::Token;
 
 /// How `${...}` in a pattern is treated. Policy version `2008-10-17` predates
 /// variables, so there the text is literal.
@@ -87,35 +78,7 @@ impl Pattern {
         let text: Vec<char> = text.chars().collect();
         let eq =
             |p: char, t: char| p == t || (ignore_case && p.to_lowercase().eq(t.to_lowercase()));
-        // Classic greedy glob with one backtrack point: on mismatch, let the
-        // last `*` swallow one more character.
-        let (mut p, mut t) = (0, 0);
-        let mut star: Option<(usize, usize)> = None;
-        while t < text.len() {
-            match self.0.get(p) {
-                Some(Token::Any) => {
-                    star = Some((p, t));
-                    p += 1;
-                }
-                Some(Token::One) => {
-                    p += 1;
-                    t += 1;
-                }
-                Some(Token::Literal(c)) if eq(*c, text[t]) => {
-                    p += 1;
-                    t += 1;
-                }
-                _ => match star {
-                    Some((sp, st)) => {
-                        p = sp + 1;
-                        t = st + 1;
-                        star = Some((sp, st + 1));
-                    }
-                    None => return false,
-                },
-            }
-        }
-        self.0[p..].iter().all(|tok| *tok == Token::Any)
+        berth_glob::matches_with(&self.0, &text, eq)
     }
 
     /// The pattern as plain text, wildcards written back as `*` and `?`: what

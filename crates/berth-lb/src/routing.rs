@@ -128,18 +128,9 @@ fn hex(c: u8) -> Option<u8> {
     }
 }
 
-/// One token of a compiled pattern.
-#[derive(Clone, Copy, PartialEq)]
-enum Tok {
-    Lit(char),
-    One,
-    Any,
-}
-
 /// ELB's wildcard match: `*` any run of characters, `?` exactly one.
 /// `escapes` lets `\*`, `\?` and `\\` stand for the literal characters, as
-/// query-string conditions allow. Linear-time greedy backtracking over the
-/// last `*`, so no pattern can make a request slow.
+/// query-string conditions allow.
 pub fn wildcard(pattern: &str, text: &str, case_insensitive: bool, escapes: bool) -> bool {
     let fold = |c: char| {
         if case_insensitive {
@@ -148,44 +139,15 @@ pub fn wildcard(pattern: &str, text: &str, case_insensitive: bool, escapes: bool
             c
         }
     };
-    let mut toks = Vec::with_capacity(pattern.len());
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        toks.push(match c {
-            '\\' if escapes => Tok::Lit(fold(chars.next().unwrap_or('\\'))),
-            '*' => Tok::Any,
-            '?' => Tok::One,
-            c => Tok::Lit(fold(c)),
-        });
-    }
+    let toks: Vec<berth_glob::Token> = berth_glob::compile(pattern, escapes)
+        .into_iter()
+        .map(|t| match t {
+            berth_glob::Token::Literal(c) => berth_glob::Token::Literal(fold(c)),
+            other => other,
+        })
+        .collect();
     let text: Vec<char> = text.chars().map(fold).collect();
-    let (mut p, mut t) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match toks.get(p) {
-            Some(Tok::Any) => {
-                star = Some((p, t));
-                p += 1;
-            }
-            Some(Tok::One) => {
-                p += 1;
-                t += 1;
-            }
-            Some(Tok::Lit(c)) if *c == text[t] => {
-                p += 1;
-                t += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    p = sp + 1;
-                    t = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    toks[p..].iter().all(|t| *t == Tok::Any)
+    berth_glob::matches_with(&toks, &text, |p, t| p == t)
 }
 
 /// IPv4-mapped IPv6 peers (a dual-stack socket) compare as IPv4.

@@ -1,6 +1,8 @@
 //! Time is a side effect: everything that reads it takes a [`Clock`], so
 //! tests and simulations can drive it by hand with [`FakeClock`].
 
+pub mod civil;
+
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -2,6 +2,7 @@
 //! (operator, key, values) against a request, per the IAM reference for
 //! condition operators, `...IfExists`, `Null` and the set qualifiers.
 
+use berth_clock::civil::days_from_civil;
 use std::net::IpAddr;
 
 use crate::context::RequestContext;
@@ -350,7 +351,8 @@ pub(crate) fn parse_date(s: &str) -> Option<i128> {
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
         return None;
     }
-    let mut millis = i128::from(days_from_civil(y, m, d)) * 86_400_000;
+    // m and d were just checked to be in 1..=12 and 1..=31.
+    let mut millis = i128::from(days_from_civil(y, m as u32, d as u32)) * 86_400_000;
     if let Some(time) = time {
         let (clock, offset) = if let Some(c) = time.strip_suffix(['Z', 'z']) {
             (c, 0)
@@ -388,17 +390,6 @@ pub(crate) fn parse_date(s: &str) -> Option<i128> {
     Some(millis)
 }
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`), so no date library is needed.
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
 
 #[cfg(test)]
 mod tests {

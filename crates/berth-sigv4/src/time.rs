@@ -2,36 +2,10 @@
 //! timestamps (`20261124T044052Z`), IMF-fixdate (`Tue, 24 Nov 2026 04:40:52 GMT`)
 //! and conversions to and from whole Unix seconds.
 
+use berth_clock::civil::{civil_from_days, days_from_civil};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const SECS_PER_DAY: i64 = 86_400;
-
-/// Days since 1970-01-01 of the proleptic Gregorian date `y-m-d`
-/// (Howard Hinnant's `days_from_civil`). `m` is 1..=12, `d` 1..=31.
-pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400; // [0, 399]
-    let mp = i64::from((m + 9) % 12); // March = 0
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1; // [0, 365]
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
-    era * 146_097 + doe - 719_468
-}
-
-/// Inverse of [`days_from_civil`].
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097; // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11]
-    let d = doy - (153 * mp + 2) / 5 + 1; // [1, 31]
-    let m = if mp < 10 { mp + 3 } else { mp - 9 }; // [1, 12]
-    // d and m are small positive numbers by construction.
-    (if m <= 2 { y + 1 } else { y }, m as u32, d as u32)
-}
 
 fn is_leap(y: i64) -> bool {
     (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
@@ -146,17 +120,6 @@ pub(crate) fn system_time(secs: i64) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_round_trip() {
-        for z in [-800_000i64, -719_468, -1, 0, 1, 10_957, 20_781, 2_932_896] {
-            let (y, m, d) = civil_from_days(z);
-            assert_eq!(days_from_civil(y, m, d), z, "{z} -> {y}-{m}-{d}");
-        }
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-    }
 
     #[test]
     fn iso_basic() {

@@ -71,6 +71,25 @@ pub struct HealthCheck {
     pub matcher: Option<String>,
 }
 
+impl HealthCheck {
+    /// ELB's defaults for a target group of `protocol`: HTTP(S) groups
+    /// check `GET /` expecting 200, every other protocol a TCP connect.
+    pub fn defaults(protocol: &str) -> HealthCheck {
+        let http = protocol == "HTTP" || protocol == "HTTPS";
+        HealthCheck {
+            enabled: true,
+            protocol: if http { protocol.to_string() } else { "TCP".to_string() },
+            port: "traffic-port".to_string(),
+            path: http.then(|| "/".to_string()),
+            interval: 30,
+            timeout: if http { 5 } else { 10 },
+            healthy: 5,
+            unhealthy: 2,
+            matcher: http.then(|| "200".to_string()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     pub id: String,

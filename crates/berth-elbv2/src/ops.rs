@@ -506,24 +506,6 @@ fn delete_lb(cx: &Ctx, s: &mut State) -> Result<(), Elbv2Error> {
 
 const TG_PROTOCOLS: &[&str] = &["HTTP", "HTTPS", "TCP", "TLS", "UDP", "TCP_UDP"];
 
-fn default_health(protocol: &str) -> HealthCheck {
-    let http = protocol == "HTTP" || protocol == "HTTPS";
-    HealthCheck {
-        enabled: true,
-        protocol: if http {
-            protocol.to_string()
-        } else {
-            "TCP".to_string()
-        },
-        port: "traffic-port".to_string(),
-        path: http.then(|| "/".to_string()),
-        interval: 30,
-        timeout: if http { 5 } else { 10 },
-        healthy: 5,
-        unhealthy: 2,
-        matcher: http.then(|| "200".to_string()),
-    }
-}
 
 fn apply_health(f: &Form, h: &mut HealthCheck) -> Result<(), Elbv2Error> {
     if let Some(e) = f.bool("HealthCheckEnabled")? {
@@ -602,7 +584,7 @@ fn create_tg(cx: &Ctx, s: &mut State) -> Result<TargetGroup, Elbv2Error> {
     }
     let port = port(f, "Port")?.ok_or_else(|| v("A port must be specified"))?;
     let vpc_id = f.required("VpcId")?.to_string();
-    let mut health = default_health(&protocol);
+    let mut health = HealthCheck::defaults(&protocol);
     apply_health(f, &mut health)?;
     let tags = parse_tags(f)?;
     if let Some(existing) = s.target_groups.iter().find(|t| t.name == name) {

@@ -357,17 +357,7 @@ mod tests {
             protocol: "HTTP".into(),
             port: 80,
             target_type: "ip".into(),
-            health_check: HealthCheck {
-                enabled: true,
-                protocol: "HTTP".into(),
-                port: "traffic-port".into(),
-                path: None,
-                interval: 30,
-                timeout: 5,
-                healthy: 5,
-                unhealthy: 2,
-                matcher: None,
-            },
+            health_check: HealthCheck::defaults("HTTP"),
             targets: (0..n)
                 .map(|i| TargetConfig {
                     id: format!("10.0.0.{i}"),

@@ -264,17 +264,7 @@ fn group(arn: &str, ports: &[u16], stickiness: Option<TargetStickiness>) -> Targ
         protocol: "TCP".into(),
         port: 80,
         target_type: "ip".into(),
-        health_check: HealthCheck {
-            enabled: true,
-            protocol: "TCP".into(),
-            port: "traffic-port".into(),
-            path: None,
-            interval: 30,
-            timeout: 10,
-            healthy: 5,
-            unhealthy: 2,
-            matcher: None,
-        },
+        health_check: HealthCheck::defaults("TCP"),
         targets: ports
             .iter()
             .map(|p| TargetConfig {

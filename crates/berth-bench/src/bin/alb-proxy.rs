@@ -56,17 +56,7 @@ fn snapshot(port: u16, backend: SocketAddr) -> Snapshot {
         protocol: "HTTP".into(),
         port: backend.port(),
         target_type: "ip".into(),
-        health_check: HealthCheck {
-            enabled: true,
-            protocol: "HTTP".into(),
-            port: "traffic-port".into(),
-            path: Some("/".into()),
-            interval: 30,
-            timeout: 5,
-            healthy: 5,
-            unhealthy: 2,
-            matcher: None,
-        },
+        health_check: HealthCheck::defaults("HTTP"),
         targets: vec![TargetConfig {
             id: backend.ip().to_string(),
             port: backend.port(),

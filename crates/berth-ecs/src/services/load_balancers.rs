@@ -104,14 +104,12 @@ fn container_ports(td: &TaskDefinitionRecord, container: &str) -> Option<Vec<i64
 /// `loadBalancers` of a service running `td`, with ECS's errors.
 /// `healthCheckGracePeriodSeconds` is accepted without load balancers: ECS
 /// applies it to container health checks too and leaves it unused when a
-/// service has no health check at all (it used to reject it). `_grace_given`
-/// stays in the signature for callers.
+/// service has no health check at all (it used to reject it).
 pub async fn validate(
     store: &dyn Store,
     ctx: &RequestContext,
     load_balancers: &[Value],
     td: &TaskDefinitionRecord,
-    _grace_given: bool,
 ) -> EcsResult<()> {
     if load_balancers.is_empty() {
         return Ok(());

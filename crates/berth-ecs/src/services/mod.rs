@@ -168,8 +168,7 @@ pub async fn create(store: &dyn Store, ctx: &RequestContext, body: Map<String, V
     check_providers(&cluster.record, &cp_strategy)?;
     let td = active_task_definition(store, ctx, &td_text).await?;
     validate::network_configuration(network_mode(&td), req.network_configuration.as_ref())?;
-    load_balancers::validate(store, ctx, req.load_balancers.as_deref().unwrap_or_default(), &td, grace.is_some())
-        .await?;
+    load_balancers::validate(store, ctx, req.load_balancers.as_deref().unwrap_or_default(), &td).await?;
     let td_arn = td_arn(ctx, &td);
 
     let keys = Keys::for_request(ctx);
@@ -378,14 +377,13 @@ pub async fn update(store: &dyn Store, ctx: &RequestContext, body: Map<String, V
             validate::network_configuration(network_mode(t), r.network_configuration.as_ref())?;
         }
         // The load balancers against the task definition the service will
-        // run, whenever either changes (or a grace period is set).
-        if req.load_balancers.is_some() || td.is_some() || grace.is_some() {
+        // run, whenever either changes.
+        if req.load_balancers.is_some() || td.is_some() {
             let lb_td = match &mode_td {
                 Some(t) => t.clone(),
                 None => active_or_current_td(store, ctx, &r.task_definition).await?,
             };
-            let grace_given = r.health_check_grace_period_seconds.is_some() && grace.is_some();
-            load_balancers::validate(store, ctx, &r.load_balancers, &lb_td, grace_given).await?;
+            load_balancers::validate(store, ctx, &r.load_balancers, &lb_td).await?;
         }
         let redeploy = next_td != r.task_definition || req.force_new_deployment == Some(true) || network_changed;
         if redeploy {

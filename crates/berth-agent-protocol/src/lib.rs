@@ -94,6 +94,56 @@ pub struct DesiredTask {
     pub host_ports: Vec<AssignedPort>,
     /// Monotonic per task: bumps when anything the agent must act on changes.
     pub generation: u64,
+    /// Credentials for the task's roles, minted when this answer was built
+    /// (every answer carries fresh ones, so they never change
+    /// `generation`). Absent for a task without roles, and for tasks
+    /// desired STOPPED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<TaskCredentials>,
+}
+
+/// What the agent serves a task at 169.254.170.2 and uses on its behalf.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskCredentials {
+    /// The unguessable id in the task's
+    /// `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` (`/v2/credentials/{id}`);
+    /// stable for the task's life.
+    pub credentials_id: String,
+    /// The task role's session (`taskRoleArn`), if the task has one and it
+    /// could be assumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_role: Option<RoleCredentials>,
+    /// The execution role's session (`executionRoleArn`): what the agent
+    /// uses for the task's private image pulls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution_role: Option<RoleCredentials>,
+    /// Why a role named by the task could not be assumed (the role was
+    /// deleted, or its trust policy no longer trusts ecs-tasks.amazonaws.com).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One role session, in the shape the ECS credentials endpoint serves.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoleCredentials {
+    pub role_arn: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: String,
+    /// `YYYY-MM-DDTHH:MM:SSZ`.
+    pub expiration: String,
+}
+
+impl std::fmt::Debug for RoleCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoleCredentials")
+            .field("role_arn", &self.role_arn)
+            .field("access_key_id", &self.access_key_id)
+            .field("expiration", &self.expiration)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -157,6 +207,7 @@ mod tests {
                         protocol: "tcp".into(),
                     }],
                     generation: 1,
+                    credentials: None,
                 }],
                 draining: false,
             },

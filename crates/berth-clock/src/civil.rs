@@ -29,9 +29,23 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m as u32, d as u32)
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` for `secs` since the epoch: IAM's and STS's
+/// timestamps, and the credential endpoint's `Expiration`.
+pub fn iso8601_seconds(secs: i64) -> String {
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso8601_seconds_formats_utc() {
+        assert_eq!(iso8601_seconds(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601_seconds(1_795_000_000), "2026-11-18T11:06:40Z");
+    }
 
     #[test]
     fn civil_round_trip() {

@@ -23,6 +23,7 @@ use crate::error::{EcsError, EcsResult};
 use crate::input;
 use crate::keys::Keys;
 use crate::repo;
+use crate::roles::{self, RoleGate};
 use crate::task_definitions::{self, TaskDefinitionRecord};
 use berth_agent_protocol::{DesiredState, DesiredTask, PollRequest, PollResponse};
 use berth_store::Store;
@@ -96,6 +97,7 @@ async fn version_of(store: &dyn Store, keys: &Keys, cluster: &str, instance_id: 
 /// The instance's current desired state and its version.
 pub async fn desired_state(
     store: &dyn Store,
+    roles: &dyn RoleGate,
     ctx: &RequestContext,
     keys: &Keys,
     cluster: &str,
@@ -122,15 +124,28 @@ pub async fn desired_state(
             let rendered = td.map(|l| task_definitions::render(ctx, &l.record)).unwrap_or(Value::Null);
             definitions.insert(td_key.clone(), rendered);
         }
+        let task_definition = definitions.get(&td_key).cloned().unwrap_or(Value::Null);
+        // Stopping tasks need no credentials; running ones get fresh ones
+        // in every answer (so they never expire while the agent polls).
+        let credentials = if t.desired_status == "STOPPED" {
+            None
+        } else {
+            let (task_role, execution_role) = roles::task_roles(ctx, &task_definition, &t.overrides);
+            match (&task_role, &execution_role) {
+                (None, None) => None,
+                _ => roles.task_credentials(ctx, &t.task_arn, task_role.as_deref(), execution_role.as_deref(), ctx.now),
+            }
+        };
         tasks.push(DesiredTask {
             task_arn: t.task_arn.clone(),
             desired_status: t.desired_status.clone(),
             stop_code: if t.desired_status == "STOPPED" { t.stop_code.clone() } else { None },
             stopped_reason: if t.desired_status == "STOPPED" { t.stopped_reason.clone() } else { None },
-            task_definition: definitions.get(&td_key).cloned().unwrap_or(Value::Null),
+            task_definition,
             overrides: Some(t.overrides.clone()),
             host_ports: t.host_ports.clone(),
             generation: t.generation,
+            credentials,
         });
     }
     Ok(PollResponse { version, desired: DesiredState { tasks, draining: instance.record.status != "ACTIVE" } })
@@ -146,6 +161,7 @@ pub async fn poll(
     shared: &Arc<dyn Store>,
     doorbells: &Arc<Doorbells>,
     liveness: &Liveness,
+    roles: &dyn RoleGate,
     ctx: &RequestContext,
     req: PollRequest,
     hold: Duration,
@@ -169,7 +185,7 @@ pub async fn poll(
     // Most polls find nothing new: compare versions (two key reads) before
     // building the whole desired state.
     if req.known_version.is_none() || req.known_version != Some(version_of(store, &keys, &cluster, &id).await?) {
-        return desired_state(store, ctx, &keys, &cluster, &id).await;
+        return desired_state(store, roles, ctx, &keys, &cluster, &id).await;
     }
     let deadline = tokio::time::Instant::now() + hold;
     loop {
@@ -180,7 +196,7 @@ pub async fn poll(
         };
         if !woke {
             // Unchanged: the answer is the state the agent already has.
-            return desired_state(store, ctx, &keys, &cluster, &id).await;
+            return desired_state(store, roles, ctx, &keys, &cluster, &id).await;
         }
         // Re-arm both before reading again.
         epoch_rang.set(epoch_bell.notified());
@@ -188,7 +204,7 @@ pub async fn poll(
         epoch_rang.as_mut().enable();
         instance_rang.as_mut().enable();
         if req.known_version != Some(version_of(store, &keys, &cluster, &id).await?) {
-            return desired_state(store, ctx, &keys, &cluster, &id).await;
+            return desired_state(store, roles, ctx, &keys, &cluster, &id).await;
         }
     }
 }

@@ -43,6 +43,9 @@ pub enum EcsError {
     ServiceDeploymentNotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The caller may not pass a role (`iam:PassRole`), as IAM words it.
+    #[error("{0}")]
+    AccessDenied(String),
     /// An operation of the ECS model that this version of Berth does not
     /// serve yet.
     #[error("{0}")]
@@ -100,6 +103,7 @@ impl berth_wire::ServiceError for EcsError {
             EcsError::UnsupportedFeature(_) => "UnsupportedFeatureException",
             EcsError::ServiceDeploymentNotFound(_) => "ServiceDeploymentNotFoundException",
             EcsError::Conflict(_) => "ConflictException",
+            EcsError::AccessDenied(_) => "AccessDeniedException",
             EcsError::NotYetServed(_) => "UnsupportedFeatureException",
             EcsError::UnknownOperation(_) => "UnknownOperationException",
             EcsError::Server(_) => "ServerException",

@@ -24,6 +24,7 @@ pub mod keys;
 pub mod operations;
 pub mod paging;
 pub mod repo;
+pub mod roles;
 pub mod services;
 pub mod tags;
 pub mod task_definitions;
@@ -45,6 +46,8 @@ pub struct Ecs {
     poll_hold: std::time::Duration,
     /// Wakes held polls when their instance's desired state changes.
     doorbells: Arc<doorbells::Doorbells>,
+    /// IAM's answers about roles (PassRole, trust, task credentials).
+    roles: Arc<dyn roles::RoleGate>,
 }
 
 impl Ecs {
@@ -54,7 +57,15 @@ impl Ecs {
             liveness: Arc::new(container_instances::Liveness::default()),
             poll_hold: std::time::Duration::from_secs(berth_agent_protocol::POLL_HOLD_SECS),
             doorbells: Arc::new(doorbells::Doorbells::default()),
+            roles: Arc::new(roles::OpenRoleGate),
         }
+    }
+
+    /// Check roles against IAM (the front door's), instead of letting
+    /// every role pass and minting no task credentials.
+    pub fn with_roles(mut self, roles: Arc<dyn roles::RoleGate>) -> Ecs {
+        self.roles = roles;
+        self
     }
 
     /// Share (or replace) the liveness map, e.g. to shorten the disconnect
@@ -86,7 +97,7 @@ impl Ecs {
         ctx: &RequestContext,
         req: berth_agent_protocol::PollRequest,
     ) -> EcsResult<berth_agent_protocol::PollResponse> {
-        agent_session::poll(&self.store, &self.doorbells, &self.liveness, ctx, req, self.poll_hold).await
+        agent_session::poll(&self.store, &self.doorbells, &self.liveness, self.roles.as_ref(), ctx, req, self.poll_hold).await
     }
 
     /// Run one ECS operation. `body` is the request's JSON object.
@@ -106,6 +117,7 @@ impl Ecs {
     ) -> EcsResult<Value> {
         let s = self.store.as_ref();
         let l = self.liveness.as_ref();
+        roles::check_request(self.roles.as_ref(), s, ctx, operation, &body).await?;
         match operation {
             "RegisterContainerInstance" => container_instances::register(s, l, ctx, body).await,
             "DeregisterContainerInstance" => container_instances::deregister(s, l, ctx, body).await,

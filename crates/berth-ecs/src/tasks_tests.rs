@@ -378,17 +378,17 @@ async fn poll_answers_desired_state_and_wakes_on_change() {
     let req = |v: Option<u64>| berth_agent_protocol::PollRequest { cluster: "c".into(), container_instance_arn: arns[0].clone(), known_version: v };
     let hold = Duration::from_millis(200);
     let bells = Arc::new(crate::doorbells::Doorbells::default());
-    let first = crate::agent_session::poll(&s, &bells, &l, &ctx(), req(None), hold).await.unwrap();
+    let first = crate::agent_session::poll(&s, &bells, &l, &crate::roles::OpenRoleGate, &ctx(), req(None), hold).await.unwrap();
     assert!(first.desired.tasks.is_empty());
     // Same version: held, then the same answer.
-    let same = crate::agent_session::poll(&s, &bells, &l, &ctx(), req(Some(first.version)), hold).await.unwrap();
+    let same = crate::agent_session::poll(&s, &bells, &l, &crate::roles::OpenRoleGate, &ctx(), req(Some(first.version)), hold).await.unwrap();
     assert_eq!(same.version, first.version);
 
     // A placement wakes a held poll.
     let (s2, l2) = (s.clone(), Arc::new(l));
     let waiter = {
         let (s, l, r, bells) = (s2.clone(), l2.clone(), req(Some(first.version)), bells.clone());
-        tokio::spawn(async move { crate::agent_session::poll(&s, &bells, &l, &ctx(), r, Duration::from_secs(30)).await.unwrap() })
+        tokio::spawn(async move { crate::agent_session::poll(&s, &bells, &l, &crate::roles::OpenRoleGate, &ctx(), r, Duration::from_secs(30)).await.unwrap() })
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     let out = run(s2.as_ref(), &l2, json!({"cluster": "c", "taskDefinition": "web"})).await.unwrap();
@@ -403,19 +403,19 @@ async fn poll_answers_desired_state_and_wakes_on_change() {
 
     // Stop → desired STOPPED with a newer version; reported STOPPED → gone.
     stop_task(s2.as_ref(), &ctx(), body(json!({"cluster": "c", "task": dt.task_arn.clone()}))).await.unwrap();
-    let p = crate::agent_session::poll(&s2, &bells, &l2, &ctx(), req(Some(woke.version)), hold).await.unwrap();
+    let p = crate::agent_session::poll(&s2, &bells, &l2, &crate::roles::OpenRoleGate, &ctx(), req(Some(woke.version)), hold).await.unwrap();
     assert!(p.version > woke.version);
     assert_eq!(p.desired.tasks[0].desired_status, "STOPPED");
     assert_eq!(p.desired.tasks[0].stop_code.as_deref(), Some("UserInitiated"));
     assert!(p.desired.tasks[0].generation > dt.generation);
     report(s2.as_ref(), &l2, &dt.task_arn, json!({"status": "STOPPED"})).await;
-    let q = crate::agent_session::poll(&s2, &bells, &l2, &ctx(), req(Some(p.version)), hold).await.unwrap();
+    let q = crate::agent_session::poll(&s2, &bells, &l2, &crate::roles::OpenRoleGate, &ctx(), req(Some(p.version)), hold).await.unwrap();
     assert!(q.version > p.version);
     assert!(q.desired.tasks.is_empty());
 
     // Draining shows up.
     container_instances::update_state(s2.as_ref(), &l2, &ctx(), body(json!({"cluster": "c", "containerInstances": [arns[0].clone()], "status": "DRAINING"}))).await.unwrap();
-    let r = crate::agent_session::poll(&s2, &bells, &l2, &ctx(), req(Some(q.version)), hold).await.unwrap();
+    let r = crate::agent_session::poll(&s2, &bells, &l2, &crate::roles::OpenRoleGate, &ctx(), req(Some(q.version)), hold).await.unwrap();
     assert!(r.desired.draining && r.version > q.version);
 }
 
@@ -589,7 +589,7 @@ async fn tasks_stopped_while_the_agent_was_away_stay_desired_stopped_until_repor
     let (shared, bells) = (&shared, &bells);
     let poll_at = |at: RequestContext, known: Option<u64>| {
         let req = berth_agent_protocol::PollRequest { cluster: "c".into(), container_instance_arn: a.clone(), known_version: known };
-        async move { crate::agent_session::poll(shared, bells, l, &at, req, Duration::from_millis(50)).await.unwrap() }
+        async move { crate::agent_session::poll(shared, bells, l, &crate::roles::OpenRoleGate, &at, req, Duration::from_millis(50)).await.unwrap() }
     };
     let out = run(s, l, json!({"cluster": "c", "taskDefinition": "web", "count": 2})).await.unwrap();
     let started = out["tasks"][0]["taskArn"].as_str().unwrap().to_string();

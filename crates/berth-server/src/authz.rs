@@ -1,28 +1,10 @@
-//! Who may do what: the authorization decision, and how a denial is worded.
-//!
-//! Berth knows two kinds of principal today: the account root, which may do
-//! everything, and an instance (an agent's own key, see
-//! [`crate::instance_credentials`]), which may do exactly what an agent
-//! needs: register its host, find the poll endpoint, report task,
-//! container and attachment state, long-poll its desired state, and ask
-//! who it is.
-//!
-//! The decision is deliberately a small pure function of
-//! (principal kind, action), with actions named as IAM names them
-//! (`ecs:CreateCluster`, `ec2:DescribeVpcs`, `ecs:Poll`), so that the IAM
-//! policy engine of issue 6 can replace [`decide`] with a policy evaluation
-//! (identity policies attached to the root, to `BerthInstanceRole`, ...)
-//! without the front door changing: it already names every request as an
-//! action and renders a denial in each protocol the way AWS words it.
+//! Who may do what: every request is named as an IAM action on one or more
+//! resources and decided by the caller's identity policies (berth-iam's
+//! directory over the policy language of berth-iam-policy). The account
+//! root is allowed everything, as in AWS; an agent's instance credentials
+//! carry the built-in instance role policy (only what an agent needs).
 
-/// What kind of principal signed the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PrincipalKind {
-    /// The account root key: everything is allowed.
-    Root,
-    /// An agent's instance credentials: only the agent-facing actions.
-    Instance,
-}
+use berth_iam::{Caller, RequestFacts, Snapshot};
 
 /// One action, as IAM names it: `service:Name`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,34 +30,31 @@ impl std::fmt::Display for Action<'_> {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    Allow,
-    /// Nothing allows it (IAM's implicit deny; Berth has no explicit denies yet).
-    Deny,
+/// A refused request: the resource it was refused on and AWS's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub resource: String,
+    pub message: String,
 }
 
-/// Everything an instance principal may do.
-pub const INSTANCE_ACTIONS: &[Action<'static>] = &[
-    Action { service: "ecs", name: "RegisterContainerInstance" },
-    Action { service: "ecs", name: "DiscoverPollEndpoint" },
-    Action { service: "ecs", name: "SubmitTaskStateChange" },
-    Action { service: "ecs", name: "SubmitContainerStateChange" },
-    Action { service: "ecs", name: "SubmitAttachmentStateChanges" },
-    Action::POLL,
-    // STS answers GetCallerIdentity for every principal, whatever its
-    // policies say; listed so the table reads true.
-    Action { service: "sts", name: "GetCallerIdentity" },
-];
-
-/// May `principal` perform `action`? The whole of Berth's authorization
-/// until issue 6's policy engine replaces this function.
-pub fn decide(principal: PrincipalKind, action: Action<'_>) -> Decision {
-    match principal {
-        PrincipalKind::Root => Decision::Allow,
-        PrincipalKind::Instance if INSTANCE_ACTIONS.contains(&action) => Decision::Allow,
-        PrincipalKind::Instance => Decision::Deny,
+/// May `caller` perform `action` on every one of `resources`? The first
+/// resource refused decides the message, as IAM reports one.
+pub fn check(snapshot: &Snapshot, caller: &Caller, action: Action<'_>, resources: &[String], facts: &RequestFacts) -> Result<(), Denial> {
+    if caller.is_root() {
+        return Ok(());
     }
+    let action_text = action.to_string();
+    for resource in resources {
+        let decision = snapshot.authorize(caller, &action_text, resource, facts);
+        if !decision.is_allowed() {
+            tracing::debug!(principal = %caller.arn, action = %action_text, %resource, ?decision, "access denied");
+            return Err(Denial {
+                resource: resource.clone(),
+                message: berth_iam::directory::denial_message(&caller.arn, &action_text, resource, &decision),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// IAM's service prefix for a service's signing name (they differ for
@@ -85,14 +64,6 @@ pub fn iam_prefix(signing_name: &str) -> &str {
         "monitoring" => "cloudwatch",
         other => other,
     }
-}
-
-/// The message of an ECS `AccessDeniedException` (and of STS/IAM's
-/// `AccessDenied`), as AWS words it.
-pub fn denial_message(principal_arn: &str, action: Action<'_>) -> String {
-    format!(
-        "User: {principal_arn} is not authorized to perform: {action} on resource: * because no identity-based policy allows the {action} action"
-    )
 }
 
 /// The message of EC2's `UnauthorizedOperation`, as EC2 words it (no
@@ -106,6 +77,27 @@ pub fn ec2_denial_message(principal_arn: &str, action: Action<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_arn::AccountId;
+    use berth_iam::CallerKind;
+    use std::time::SystemTime;
+
+    fn facts() -> RequestFacts {
+        RequestFacts { now: SystemTime::now(), source_ip: None, region: "us-east-1".into(), secure_transport: false }
+    }
+
+    fn account() -> AccountId {
+        AccountId::try_from("123456789012".to_string()).unwrap()
+    }
+
+    fn instance() -> Caller {
+        Caller {
+            kind: CallerKind::Instance { session_name: "host-a".into() },
+            arn: "arn:aws:sts::123456789012:assumed-role/BerthInstanceRole/host-a".into(),
+            user_id: "AROAEXAMPLE:host-a".into(),
+            account: account(),
+            token_issued_at: None,
+        }
+    }
 
     fn ecs(name: &str) -> Action<'_> {
         Action { service: "ecs", name }
@@ -113,24 +105,20 @@ mod tests {
 
     #[test]
     fn root_may_do_anything() {
+        let snap = Snapshot::build(account(), Default::default(), 0);
+        let root = Caller::root(&account());
         for a in [ecs("CreateCluster"), Action::POLL, Action::CREATE_INSTANCE_CREDENTIALS, Action { service: "ec2", name: "DescribeVpcs" }] {
-            assert_eq!(decide(PrincipalKind::Root, a), Decision::Allow, "{a}");
+            assert_eq!(check(&snap, &root, a, &["*".into()], &facts()), Ok(()), "{a}");
         }
     }
 
     #[test]
     fn instance_may_do_only_agent_actions() {
-        for name in [
-            "RegisterContainerInstance",
-            "DiscoverPollEndpoint",
-            "SubmitTaskStateChange",
-            "SubmitContainerStateChange",
-            "SubmitAttachmentStateChanges",
-            "Poll",
-        ] {
-            assert_eq!(decide(PrincipalKind::Instance, ecs(name)), Decision::Allow, "{name}");
+        let snap = Snapshot::build(account(), Default::default(), 0);
+        let star = ["*".to_string()];
+        for name in ["RegisterContainerInstance", "DiscoverPollEndpoint", "SubmitTaskStateChange", "SubmitContainerStateChange", "SubmitAttachmentStateChanges", "Poll"] {
+            assert_eq!(check(&snap, &instance(), ecs(name), &star, &facts()), Ok(()), "{name}");
         }
-        assert_eq!(decide(PrincipalKind::Instance, Action { service: "sts", name: "GetCallerIdentity" }), Decision::Allow);
         for denied in [
             ecs("CreateCluster"),
             ecs("RunTask"),
@@ -142,23 +130,27 @@ mod tests {
             Action::CREATE_INSTANCE_CREDENTIALS,
             Action { service: "ec2", name: "DescribeVpcs" },
             Action { service: "sts", name: "AssumeRole" },
+            Action { service: "iam", name: "CreateUser" },
             // The name alone is not enough: the service must match too.
             Action { service: "logs", name: "SubmitTaskStateChange" },
             Action { service: "sts", name: "Poll" },
         ] {
-            assert_eq!(decide(PrincipalKind::Instance, denied), Decision::Deny, "{denied}");
+            assert!(check(&snap, &instance(), denied, &star, &facts()).is_err(), "{denied}");
         }
     }
 
     #[test]
     fn denials_are_worded_as_aws_words_them() {
-        let arn = "arn:aws:sts::123456789012:assumed-role/BerthInstanceRole/host-a";
+        let snap = Snapshot::build(account(), Default::default(), 0);
+        let arn = "arn:aws:ecs:us-east-1:123456789012:cluster/prod".to_string();
+        let denial = check(&snap, &instance(), ecs("CreateCluster"), &[arn.clone()], &facts()).unwrap_err();
+        assert_eq!(denial.resource, arn);
         assert_eq!(
-            denial_message(arn, ecs("CreateCluster")),
-            "User: arn:aws:sts::123456789012:assumed-role/BerthInstanceRole/host-a is not authorized to perform: ecs:CreateCluster on resource: * because no identity-based policy allows the ecs:CreateCluster action"
+            denial.message,
+            "User: arn:aws:sts::123456789012:assumed-role/BerthInstanceRole/host-a is not authorized to perform: ecs:CreateCluster on resource: arn:aws:ecs:us-east-1:123456789012:cluster/prod because no identity-based policy allows the ecs:CreateCluster action"
         );
         assert_eq!(
-            ec2_denial_message(arn, Action { service: "ec2", name: "DescribeVpcs" }),
+            ec2_denial_message(&instance().arn, Action { service: "ec2", name: "DescribeVpcs" }),
             "You are not authorized to perform this operation. User: arn:aws:sts::123456789012:assumed-role/BerthInstanceRole/host-a is not authorized to perform: ec2:DescribeVpcs because no identity-based policy allows the ec2:DescribeVpcs action"
         );
         assert_eq!(iam_prefix("monitoring"), "cloudwatch");

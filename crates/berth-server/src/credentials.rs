@@ -44,10 +44,6 @@ pub enum CredentialError {
 pub struct Secret(String);
 
 impl Secret {
-    pub(crate) fn new(secret: String) -> Secret {
-        Secret(secret)
-    }
-
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -5,16 +5,22 @@
 //! (`Action=...` form bodies) by the SigV4 signing name. Every response is a
 //! complete body (no chunking), so hyper writes it in one piece.
 //!
-//! Two kinds of key sign requests: the account root key (kept in memory,
-//! never looked up) and instance credentials (looked up in the store through
-//! a cache, see [`crate::instance_credentials`]). Every request is named as
-//! an IAM action and put to [`crate::authz::decide`] once it is routed.
+//! Four kinds of key sign requests: the account root key (kept in memory,
+//! never looked up), IAM users' access keys (from berth-iam's snapshot),
+//! temporary session credentials (`ASIA...` with a session token that
+//! carries its own sealed claims, see `berth_iam::sessions`) and instance
+//! credentials (looked up in the store through a cache, see
+//! [`crate::instance_credentials`]). Every request is named as an IAM
+//! action on its resources ([`crate::resources`]) and authorized by the
+//! caller's identity policies ([`crate::authz`]) once it is routed.
 
-use crate::authz::{self, Action, Decision, PrincipalKind};
+use crate::authz::{self, Action};
 use crate::credentials::{AccountIdentity, CredentialError};
 use crate::instance_credentials::{self, InstanceCredentialCache};
-use crate::sts;
+use crate::resources;
 use berth_arn::Region;
+use berth_iam::sessions::{self, SessionError, SessionSubject};
+use berth_iam::{Caller, CallerKind, Iam, RequestFacts};
 use berth_clock::Clock;
 use berth_ecs::{Ecs, RequestContext};
 use berth_sigv4::{Authenticated, RequestParts, SigV4Error};
@@ -29,12 +35,20 @@ use std::time::Instant;
 /// 10 MiB: well above any ECS request (task definitions are capped at 64 KiB).
 pub const DEFAULT_MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
 
+/// The peer address of the connection a request came on (set by the
+/// listener), for `aws:SourceIp`.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 pub struct FrontDoor {
     identity: AccountIdentity,
     ecs: Ecs,
+    iam: Arc<Iam>,
     instance_keys: InstanceCredentialCache,
     clock: Arc<dyn Clock>,
     max_body_bytes: usize,
+    /// Private registries' logins, handed out by ECR GetAuthorizationToken.
+    registries: crate::ecr::RegistryLogins,
 }
 
 /// An error produced by the front door itself, before any service ran.
@@ -54,8 +68,12 @@ enum DoorError {
     UnknownTarget,
     #[error("The action {0} is not valid for this web service.")]
     InvalidAction(String),
-    #[error("The security token included in the request is invalid.")]
-    UnknownSessionToken,
+    /// A session token past its expiry, in a JSON protocol.
+    #[error("The security token included in the request is expired")]
+    ExpiredToken,
+    /// The same, in the query protocol.
+    #[error("The security token included in the request is expired")]
+    QueryExpiredToken,
     /// Denied by [`authz::decide`], in a JSON protocol.
     #[error("{0}")]
     AccessDenied(String),
@@ -92,7 +110,8 @@ impl ServiceError for DoorError {
             DoorError::ServiceNotServed(..) => "UnsupportedOperationException",
             DoorError::UnknownTarget => "UnknownOperationException",
             DoorError::InvalidAction(_) => "InvalidAction",
-            DoorError::UnknownSessionToken => "UnrecognizedClientException",
+            DoorError::ExpiredToken => "ExpiredTokenException",
+            DoorError::QueryExpiredToken => "ExpiredToken",
             DoorError::AccessDenied(_) => "AccessDeniedException",
             DoorError::QueryAccessDenied(_) => "AccessDenied",
             DoorError::InvalidParameter(_) => "InvalidParameterException",
@@ -103,30 +122,9 @@ impl ServiceError for DoorError {
     fn status(&self) -> u16 {
         match self {
             DoorError::TooLarge(_) => 413,
-            DoorError::UnknownSessionToken | DoorError::QueryAccessDenied(_) => 403,
+            DoorError::ExpiredToken | DoorError::QueryExpiredToken | DoorError::QueryAccessDenied(_) => 403,
             DoorError::Internal => 500,
             _ => 400,
-        }
-    }
-}
-
-/// Who signed the request, once its signature checked out.
-struct Caller {
-    kind: PrincipalKind,
-    arn: String,
-    /// GetCallerIdentity's `UserId`.
-    user_id: String,
-}
-
-impl Caller {
-    /// `Some(denial)` unless [`authz::decide`] allows `action`.
-    fn denied(&self, action: Action<'_>) -> Option<String> {
-        match authz::decide(self.kind, action) {
-            Decision::Allow => None,
-            Decision::Deny => {
-                tracing::debug!(principal = %self.arn, %action, "access denied");
-                Some(authz::denial_message(&self.arn, action))
-            }
         }
     }
 }
@@ -137,6 +135,22 @@ enum Refusal {
     Door(DoorError),
 }
 
+/// The two query services berth-iam answers.
+#[derive(Clone, Copy)]
+enum IamService {
+    Iam,
+    Sts,
+}
+
+/// `X-Amz-Security-Token` from the headers, or from the query string of a
+/// presigned request.
+fn session_token_of(request: &RequestParts<'_>) -> Option<String> {
+    if let Some(v) = request.headers.get("x-amz-security-token").and_then(|v| v.to_str().ok()) {
+        return Some(v.to_string());
+    }
+    query::parse_form(request.query.as_bytes()).into_iter().find(|(k, _)| k == "X-Amz-Security-Token").map(|(_, v)| v)
+}
+
 /// Which wire protocol the caller speaks, so errors come back in it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Protocol {
@@ -145,50 +159,131 @@ enum Protocol {
 }
 
 impl FrontDoor {
-    /// Instance credentials are looked up in `ecs`'s store.
-    pub fn new(identity: AccountIdentity, ecs: Ecs, clock: Arc<dyn Clock>, max_body_bytes: usize) -> FrontDoor {
-        let instance_keys = InstanceCredentialCache::new(ecs.store().clone(), identity.account_id.clone());
-        FrontDoor { identity, ecs, instance_keys, clock, max_body_bytes }
+    /// Instance credentials are looked up in `ecs`'s store; identities,
+    /// policies and sessions come from `iam`, whose master key also seals
+    /// the instance credentials' secrets.
+    pub fn new(identity: AccountIdentity, ecs: Ecs, iam: Arc<Iam>, clock: Arc<dyn Clock>, max_body_bytes: usize) -> FrontDoor {
+        let instance_keys = InstanceCredentialCache::new(ecs.store().clone(), identity.account_id.clone(), iam.key().clone());
+        FrontDoor { identity, ecs, iam, instance_keys, clock, max_body_bytes, registries: Default::default() }
+    }
+
+    /// Serve these registries' logins through ECR's GetAuthorizationToken.
+    pub fn with_registries(mut self, registries: crate::ecr::RegistryLogins) -> FrontDoor {
+        self.registries = registries;
+        self
+    }
+
+    /// `Some(denial)` unless `caller`'s policies allow `action` on every
+    /// one of `resources`.
+    fn denied(&self, caller: &Caller, action: Action<'_>, resources: &[String], facts: &RequestFacts) -> Option<String> {
+        authz::check(&self.iam.snapshot(), caller, action, resources, facts).err().map(|d| d.message)
     }
 
     /// Verify the signature and name the principal. The root key is
-    /// compared in memory; any other key id is read (through the cache)
+    /// compared in memory; IAM users' keys and sessions are resolved from
+    /// the IAM snapshot; any other key id is read (through the cache)
     /// before verifying, because `berth_sigv4::verify` asks for the secret
     /// synchronously and the store is async.
-    async fn authenticate(&self, request: &RequestParts<'_>, now: std::time::SystemTime) -> Result<(Authenticated, Caller), Refusal> {
+    async fn authenticate(&self, request: &RequestParts<'_>, now: std::time::SystemTime, protocol: Protocol) -> Result<(Authenticated, Caller), Refusal> {
         let root_key = self.identity.root_access_key_id.as_str();
-        let root_secret = self.identity.root_secret_access_key.expose();
+        let account = &self.identity.account_id;
         // A request whose scope does not parse fails in verify below, with
         // the same error and without a store read.
         let claimed = berth_sigv4::parse_scope(request).ok().map(|s| s.access_key_id);
-        let instance = match claimed.as_deref() {
-            Some(akid) if akid != root_key => {
-                self.instance_keys.lookup(akid).await.map_err(|e| Refusal::Door(e.into()))?
+        let mut known: Option<(String, Caller)> = None;
+        // A long-term key with a session token is refused, as AWS does.
+        if claimed.as_deref().is_some_and(|k| !k.starts_with("ASIA")) && session_token_of(request).is_some() {
+            return Err(Refusal::SigV4(SigV4Error::UnrecognizedClient));
+        }
+        match claimed.as_deref() {
+            Some(akid) if akid == root_key => {
+                known = Some((self.identity.root_secret_access_key.expose().to_string(), Caller::root(account)));
             }
+            Some(akid) if akid.starts_with("ASIA") => {
+                let Some(token) = session_token_of(request) else {
+                    return Err(Refusal::SigV4(SigV4Error::UnrecognizedClient));
+                };
+                let now_secs = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                match sessions::verify(self.iam.key(), akid, &token, now_secs) {
+                    Ok((claims, secret)) if claims.account == account.as_str() => {
+                        known = Some((secret, self.session_caller(claims.subject, claims.issued_at)));
+                    }
+                    Ok(_) | Err(SessionError::Invalid) => return Err(Refusal::SigV4(SigV4Error::UnrecognizedClient)),
+                    Err(SessionError::Expired) => {
+                        let e = if protocol == Protocol::Query { DoorError::QueryExpiredToken } else { DoorError::ExpiredToken };
+                        return Err(Refusal::Door(e));
+                    }
+                }
+            }
+            Some(akid) => {
+                let snapshot = self.iam.snapshot();
+                if let Some(key) = snapshot.state().access_keys.get(akid) {
+                    let user = snapshot.state().user(&key.user_name);
+                    if let (true, Some(user)) = (key.is_active(), user) {
+                        match self.iam.key().open_string(akid, &key.secret) {
+                            Ok(secret) => {
+                                let caller = Caller {
+                                    kind: CallerKind::User { name: user.name.clone() },
+                                    arn: user.arn.clone(),
+                                    user_id: user.id.clone(),
+                                    account: account.clone(),
+                                    token_issued_at: None,
+                                };
+                                known = Some((secret, caller));
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, access_key_id = akid, "an IAM access key's secret cannot be opened (wrong master key?)");
+                                return Err(Refusal::Door(DoorError::Internal));
+                            }
+                        }
+                    }
+                } else if let Some(c) = self.instance_keys.lookup(akid).await.map_err(|e| Refusal::Door(e.into()))? {
+                    let caller = Caller {
+                        kind: CallerKind::Instance { session_name: c.principal_arn.rsplit('/').next().unwrap_or_default().to_string() },
+                        user_id: instance_credentials::user_id(account, &c.principal_arn),
+                        arn: c.principal_arn.clone(),
+                        account: account.clone(),
+                        token_issued_at: None,
+                    };
+                    known = Some((c.secret_access_key.clone(), caller));
+                }
+            }
+            None => {}
+        }
+        let lookup = |akid: &str| match (&known, claimed.as_deref()) {
+            (Some((secret, _)), Some(claimed)) if claimed == akid => Some(secret.clone()),
             _ => None,
         };
-        let lookup = |akid: &str| {
-            if akid == root_key {
-                Some(root_secret.to_string())
-            } else {
-                instance.as_ref().filter(|c| c.access_key_id == akid).map(|c| c.secret_access_key.clone())
-            }
-        };
         let auth = berth_sigv4::verify(request, now, &lookup).map_err(Refusal::SigV4)?;
-        let caller = if auth.access_key_id == root_key {
-            Caller { kind: PrincipalKind::Root, arn: self.identity.root_arn(), user_id: self.identity.account_id.to_string() }
-        } else {
-            // verify only succeeds for a key `lookup` knew: root, or this one.
-            let Some(c) = instance.filter(|c| c.access_key_id == auth.access_key_id) else {
-                return Err(Refusal::SigV4(SigV4Error::UnrecognizedClient));
-            };
-            Caller {
-                kind: PrincipalKind::Instance,
-                user_id: instance_credentials::user_id(&self.identity.account_id, &c.principal_arn),
-                arn: c.principal_arn.clone(),
-            }
+        // verify only succeeds for the key `lookup` knew.
+        match known {
+            Some((_, caller)) if claimed.as_deref() == Some(auth.access_key_id.as_str()) => Ok((auth, caller)),
+            _ => Err(Refusal::SigV4(SigV4Error::UnrecognizedClient)),
+        }
+    }
+
+    /// The principal a verified session token names.
+    fn session_caller(&self, subject: SessionSubject, issued_at: u64) -> Caller {
+        let account = self.identity.account_id.clone();
+        let mut caller = match subject {
+            SessionSubject::Root => Caller::root(&account),
+            SessionSubject::User { name, user_id, path } => Caller {
+                arn: format!("arn:aws:iam::{account}:user{path}{name}"),
+                kind: CallerKind::User { name },
+                user_id,
+                account,
+                token_issued_at: None,
+            },
+            SessionSubject::AssumedRole { role_name, role_id, session_name } => Caller {
+                arn: format!("arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}"),
+                user_id: format!("{role_id}:{session_name}"),
+                kind: CallerKind::AssumedRole { role_name, session_name },
+                account,
+                token_issued_at: None,
+            },
         };
-        Ok((auth, caller))
+        caller.token_issued_at = Some(issued_at);
+        caller
     }
 
     pub async fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
@@ -202,6 +297,7 @@ impl FrontDoor {
             return respond(StatusCode::OK, "application/json", Bytes::from_static(b"{\"status\":\"ok\"}"), &request_id, started);
         }
         let protocol = if req.headers().contains_key("x-amz-target") { Protocol::Json } else { guess_protocol(&req) };
+        let peer = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
         let (parts, body) = req.into_parts();
         let body = match Limited::new(body, self.max_body_bytes).collect().await {
             Ok(b) => b.to_bytes(),
@@ -222,15 +318,11 @@ impl FrontDoor {
             headers: &parts.headers,
             body: &body,
         };
-        let (auth, caller) = match self.authenticate(&request, now).await {
+        let (auth, caller) = match self.authenticate(&request, now, protocol).await {
             Ok(a) => a,
             Err(Refusal::SigV4(e)) => return render_sigv4_error(protocol, &e, &request_id, started),
             Err(Refusal::Door(e)) => return render_error(protocol, &e, None, &request_id, started),
         };
-        if auth.session_token.is_some() {
-            // Berth issues no temporary credentials yet, so no token can be valid.
-            return render_error(protocol, &DoorError::UnknownSessionToken, None, &request_id, started);
-        }
         let region = match Region::try_from(auth.region.clone()) {
             Ok(r) => r,
             Err(_) => {
@@ -241,6 +333,13 @@ impl FrontDoor {
                 return render_error(protocol, &err, None, &request_id, started);
             }
         };
+        let facts = RequestFacts {
+            now,
+            source_ip: peer,
+            region: region.to_string(),
+            // Berth's listener speaks plain HTTP; a TLS proxy in front says so.
+            secure_transport: parts.headers.get("x-forwarded-proto").is_some_and(|v| v == "https"),
+        };
         let ctx = RequestContext {
             account: self.identity.account_id.clone(),
             region,
@@ -248,16 +347,16 @@ impl FrontDoor {
             now,
         };
         if parts.uri.path() == berth_agent_protocol::POLL_PATH {
-            return self.handle_poll(&ctx, &caller, &parts.method, &auth.service, &body, &request_id, started).await;
+            return self.handle_poll(&ctx, &caller, &facts, &parts.method, &auth.service, &body, &request_id, started).await;
         }
         if parts.uri.path() == berth_agent_protocol::CREDENTIALS_PATH {
-            return self.handle_mint(&ctx, &caller, &parts.method, &auth.service, &body, &request_id, started).await;
+            return self.handle_mint(&ctx, &caller, &facts, &parts.method, &auth.service, &body, &request_id, started).await;
         }
         match protocol {
             Protocol::Json => {
                 let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
                 let endpoint = endpoint_of(&parts.headers);
-                self.handle_json(&ctx, &caller, &auth.service, target, &body, endpoint.as_deref(), &request_id, started)
+                self.handle_json(&ctx, &caller, &facts, &auth.service, target, &body, endpoint.as_deref(), &request_id, started)
                     .await
             }
             Protocol::Query => {
@@ -266,7 +365,7 @@ impl FrontDoor {
                 } else {
                     query::parse_form(&body)
                 };
-                self.handle_query(&ctx, &caller, &auth.service, &form, &request_id, started).await
+                self.handle_query(&ctx, &caller, &facts, &auth.service, &form, &request_id, started).await
             }
         }
     }
@@ -276,6 +375,7 @@ impl FrontDoor {
         &self,
         ctx: &RequestContext,
         caller: &Caller,
+        facts: &RequestFacts,
         signing_service: &str,
         target: &str,
         body: &[u8],
@@ -291,16 +391,22 @@ impl FrontDoor {
             return render_error(Protocol::Json, &DoorError::WrongService(service.name()), None, request_id, started);
         }
         // A name outside the ECS model is UnknownOperationException for
-        // everyone; anything else is authorized before its body is read.
+        // everyone; anything else is authorized on the resources its body
+        // names.
         let is_operation = service != JsonService::Ecs || berth_ecs::operations::is_ecs_operation(operation);
-        let action = Action { service: authz::iam_prefix(service.name()), name: operation };
-        if is_operation && let Some(denial) = caller.denied(action) {
-            return render_error(Protocol::Json, &DoorError::AccessDenied(denial), Some(operation), request_id, started);
-        }
         let input = match json::parse_body(body) {
             Ok(i) => i,
             Err(e) => return render_error(Protocol::Json, &e, Some(operation), request_id, started),
         };
+        let action = Action { service: authz::iam_prefix(service.name()), name: operation };
+        let named = if service == JsonService::Ecs {
+            resources::ecs(&ctx.region, &ctx.account, operation, &input)
+        } else {
+            vec!["*".to_string()]
+        };
+        if is_operation && let Some(denial) = self.denied(caller, action, &named, facts) {
+            return render_error(Protocol::Json, &DoorError::AccessDenied(denial), Some(operation), request_id, started);
+        }
         match service {
             JsonService::Ecs => match self.ecs.handle_with_endpoint(ctx, operation, input, endpoint).await {
                 Ok(value) => {
@@ -311,6 +417,12 @@ impl FrontDoor {
                 }
                 Err(e) => render_error(Protocol::Json, &e, Some(operation), request_id, started),
             },
+            JsonService::Ecr if operation == "GetAuthorizationToken" => {
+                let value = self.registries.authorization_token(ctx.now);
+                // Serialising a serde_json::Value cannot fail.
+                let bytes = serde_json::to_vec(&value).unwrap_or_default();
+                respond(StatusCode::OK, json::CONTENT_TYPE_1_1, Bytes::from(bytes), request_id, started)
+            }
             other => render_error(
                 Protocol::Json,
                 &DoorError::ServiceNotServed(operation.to_string(), other.name()),
@@ -325,6 +437,7 @@ impl FrontDoor {
         &self,
         ctx: &RequestContext,
         caller: &Caller,
+        facts: &RequestFacts,
         signing_service: &str,
         form: &[(String, String)],
         request_id: &str,
@@ -334,20 +447,26 @@ impl FrontDoor {
         if signing_service == "ec2" {
             // Names that are no EC2 action get berth-ec2's own answer.
             let named = Action { service: "ec2", name: action };
-            if berth_ec2::operations::is_ec2_action(action) && caller.denied(named).is_some() {
+            if berth_ec2::operations::is_ec2_action(action) && self.denied(caller, named, &["*".to_string()], facts).is_some() {
                 let message = authz::ec2_denial_message(&caller.arn, named);
                 let xml = berth_ec2::xml::error_document("UnauthorizedOperation", &message, request_id);
                 return respond(StatusCode::FORBIDDEN, "text/xml", Bytes::from(xml), request_id, started);
             }
             return self.handle_ec2(ctx, form, request_id, started);
         }
-        let query_service = matches!(signing_service, "iam" | "sts" | "elasticloadbalancing" | "monitoring");
+        if signing_service == "sts" {
+            // STS authorizes its own calls: GetCallerIdentity needs no
+            // permission, AssumeRole weighs the role's trust policy too.
+            return self.handle_iam_service(caller, facts, form, action, IamService::Sts, request_id, started).await;
+        }
+        let query_service = matches!(signing_service, "iam" | "elasticloadbalancing" | "monitoring");
         let named = Action { service: authz::iam_prefix(signing_service), name: action };
-        let result = match (signing_service, action) {
-            (_, a) if query_service && !a.is_empty() && caller.denied(named).is_some() => {
-                Err(DoorError::QueryAccessDenied(authz::denial_message(&caller.arn, named)))
+        let targets = if signing_service == "iam" { resources::iam(&self.iam.snapshot(), form) } else { vec!["*".to_string()] };
+        let result: Result<String, DoorError> = match (signing_service, action) {
+            (_, a) if query_service && !a.is_empty() && let Some(denial) = self.denied(caller, named, &targets, facts) => {
+                Err(DoorError::QueryAccessDenied(denial))
             }
-            ("sts", "GetCallerIdentity") => Ok(sts::get_caller_identity(ctx, &caller.user_id, request_id)),
+            ("iam", _) => return self.handle_iam_service(caller, facts, form, action, IamService::Iam, request_id, started).await,
             ("elasticloadbalancing", _) => return self.handle_elbv2(ctx, form, action, request_id, started).await,
             (_, a) if query_service && !a.is_empty() => {
                 Err(DoorError::ServiceNotServed(a.to_string(), static_service_name(signing_service)))
@@ -370,6 +489,7 @@ impl FrontDoor {
         &self,
         ctx: &RequestContext,
         caller: &Caller,
+        facts: &RequestFacts,
         method: &Method,
         signing_service: &str,
         body: &[u8],
@@ -377,7 +497,8 @@ impl FrontDoor {
         started: Instant,
     ) -> Response<Full<Bytes>> {
         const OP: &str = "Poll";
-        if let Some(refusal) = agent_endpoint_refusal(caller, method, signing_service, Action::POLL, OP, request_id, started) {
+        let denial = self.denied(caller, Action::POLL, &["*".to_string()], facts);
+        if let Some(refusal) = agent_endpoint_refusal(denial, method, signing_service, OP, request_id, started) {
             return refusal;
         }
         let req: berth_agent_protocol::PollRequest = match serde_json::from_slice(body) {
@@ -406,6 +527,7 @@ impl FrontDoor {
         &self,
         ctx: &RequestContext,
         caller: &Caller,
+        facts: &RequestFacts,
         method: &Method,
         signing_service: &str,
         body: &[u8],
@@ -413,9 +535,8 @@ impl FrontDoor {
         started: Instant,
     ) -> Response<Full<Bytes>> {
         const OP: &str = "CreateInstanceCredentials";
-        if let Some(refusal) =
-            agent_endpoint_refusal(caller, method, signing_service, Action::CREATE_INSTANCE_CREDENTIALS, OP, request_id, started)
-        {
+        let denial = self.denied(caller, Action::CREATE_INSTANCE_CREDENTIALS, &["*".to_string()], facts);
+        if let Some(refusal) = agent_endpoint_refusal(denial, method, signing_service, OP, request_id, started) {
             return refusal;
         }
         let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
@@ -427,7 +548,7 @@ impl FrontDoor {
             }
         };
         let store = self.instance_keys.store().clone();
-        match instance_credentials::mint(store.as_ref(), &ctx.account, req.name.as_deref(), ctx.now).await {
+        match instance_credentials::mint(store.as_ref(), &ctx.account, self.instance_keys.master(), req.name.as_deref(), ctx.now).await {
             Ok(creds) => {
                 self.instance_keys.remember(&creds);
                 tracing::info!(access_key_id = %creds.access_key_id, principal = %creds.principal_arn, by = %caller.arn, request_id, "minted instance credentials");
@@ -483,6 +604,42 @@ impl FrontDoor {
         }
     }
 
+    /// IAM and STS (berth-iam), each with its own XML namespace in errors.
+    #[allow(clippy::too_many_arguments)]
+    async fn handle_iam_service(
+        &self,
+        caller: &Caller,
+        facts: &RequestFacts,
+        form: &[(String, String)],
+        action: &str,
+        service: IamService,
+        request_id: &str,
+        started: Instant,
+    ) -> Response<Full<Bytes>> {
+        let request = berth_iam::QueryRequest { params: form, request_id, caller, facts };
+        let (result, namespace) = match service {
+            IamService::Iam => (berth_iam::api::handle(&self.iam, &request).await, "https://iam.amazonaws.com/doc/2010-05-08/"),
+            IamService::Sts => (berth_iam::sts::handle(&self.iam, &request).await, "https://sts.amazonaws.com/doc/2011-06-15/"),
+        };
+        match result {
+            Ok(xml) => {
+                tracing::debug!(operation = action, request_id, "ok");
+                respond(StatusCode::OK, "text/xml", Bytes::from(xml), request_id, started)
+            }
+            Err(berth_iam::IamError::Internal(detail)) => {
+                // A store failure: logged here, never shown to the caller.
+                tracing::error!(operation = action, request_id, error = %detail, "iam store failure");
+                render_error(Protocol::Query, &DoorError::Internal, Some(action), request_id, started)
+            }
+            Err(e) => {
+                tracing::debug!(code = e.code(), operation = action, request_id, "iam client error");
+                let (status, xml) = query::render_error(&e, request_id);
+                let xml = xml.replacen("<ErrorResponse>", &format!("<ErrorResponse xmlns=\"{namespace}\">"), 1);
+                respond(status_of(status), "text/xml", Bytes::from(xml), request_id, started)
+            }
+        }
+    }
+
     /// EC2 speaks the query protocol with its own error document.
     fn handle_ec2(
         &self,
@@ -509,10 +666,9 @@ impl FrontDoor {
 /// The checks every `/agent/v1/*` endpoint makes before reading its body:
 /// signed for `ecs`, a POST, and allowed to this caller.
 fn agent_endpoint_refusal(
-    caller: &Caller,
+    denial: Option<String>,
     method: &Method,
     signing_service: &str,
-    action: Action,
     op: &'static str,
     request_id: &str,
     started: Instant,
@@ -521,7 +677,7 @@ fn agent_endpoint_refusal(
         DoorError::WrongService("ecs")
     } else if method != Method::POST {
         DoorError::UnknownTarget
-    } else if let Some(denial) = caller.denied(action) {
+    } else if let Some(denial) = denial {
         DoorError::AccessDenied(denial)
     } else {
         return None;
@@ -664,7 +820,8 @@ mod tests {
         .unwrap();
         let clock = Arc::new(FakeClock::at_epoch_secs(1_795_000_000));
         let store: Arc<dyn berth_store::Store> = Arc::new(berth_store::memory::MemoryStore::new());
-        let door = FrontDoor::new(identity, Ecs::new(store), clock.clone(), DEFAULT_MAX_BODY_BYTES);
+        let iam = Iam::with_state(store.clone(), identity.account_id.clone(), berth_iam::MasterKey::generate(), Default::default(), 0);
+        let door = FrontDoor::new(identity, Ecs::new(store), iam, clock.clone(), DEFAULT_MAX_BODY_BYTES);
         (door, clock)
     }
 

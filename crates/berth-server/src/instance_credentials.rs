@@ -14,8 +14,10 @@
 //! session token: a plain long-lived key pair, revocable later by deleting
 //! the record.
 
-use crate::credentials::{CredentialError, Secret, random_access_key_id, random_secret};
+use crate::credentials::{CredentialError, random_access_key_id, random_secret};
 use berth_arn::AccountId;
+use berth_iam::MasterKey;
+use berth_iam::sealing::Sealed;
 use berth_store::{Store, Txn, TxnOutcome};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -55,12 +57,13 @@ impl From<InstanceCredentials> for berth_agent_protocol::CredentialsResponse {
     }
 }
 
-/// The stored record.
+/// The stored record. The secret is sealed with the master key (which is
+/// never in the store), bound to the access key id.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Record {
     access_key_id: String,
-    secret_access_key: Secret,
+    sealed_secret_access_key: Sealed,
     principal_arn: String,
     created_at: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -135,6 +138,7 @@ fn plausible_key_id(akid: &str) -> bool {
 pub async fn mint(
     store: &dyn Store,
     account: &AccountId,
+    master: &MasterKey,
     name: Option<&str>,
     now: SystemTime,
 ) -> Result<InstanceCredentials, CredentialError> {
@@ -145,10 +149,11 @@ pub async fn mint(
     // a few draws are plenty.
     for _ in 0..3 {
         let access_key_id = random_access_key_id();
+        let secret = random_secret();
         let record = Record {
             principal_arn: principal_arn(account, name.unwrap_or(&access_key_id)),
+            sealed_secret_access_key: master.seal(&access_key_id, secret.as_bytes()),
             access_key_id,
-            secret_access_key: Secret::new(random_secret()),
             created_at: berth_clock::epoch_seconds(now),
             name: name.map(str::to_string),
         };
@@ -156,25 +161,31 @@ pub async fn mint(
         let bytes = serde_json::to_vec(&record)
             .map_err(|e| CredentialError::CorruptRecord { key: k.clone(), reason: e.to_string() })?;
         match store.txn(Txn::new().require(k.clone(), None).put(k, bytes)).await? {
-            TxnOutcome::Committed { .. } => return Ok(credentials_of(record)),
+            TxnOutcome::Committed { .. } => {
+                return Ok(InstanceCredentials {
+                    access_key_id: record.access_key_id,
+                    secret_access_key: secret,
+                    principal_arn: record.principal_arn,
+                });
+            }
             TxnOutcome::Conflict => continue,
         }
     }
     Err(CredentialError::KeyIdsExhausted)
 }
 
-fn credentials_of(r: Record) -> InstanceCredentials {
-    InstanceCredentials {
-        access_key_id: r.access_key_id,
-        secret_access_key: r.secret_access_key.expose().to_string(),
-        principal_arn: r.principal_arn,
-    }
+fn credentials_of(k: String, r: Record, master: &MasterKey) -> Result<InstanceCredentials, CredentialError> {
+    let secret = master
+        .open_string(&r.access_key_id, &r.sealed_secret_access_key)
+        .map_err(|e| CredentialError::CorruptRecord { key: k, reason: e.to_string() })?;
+    Ok(InstanceCredentials { access_key_id: r.access_key_id, secret_access_key: secret, principal_arn: r.principal_arn })
 }
 
 /// The credentials stored under `access_key_id`, straight from the store.
 pub async fn lookup(
     store: &dyn Store,
     account: &AccountId,
+    master: &MasterKey,
     access_key_id: &str,
 ) -> Result<Option<InstanceCredentials>, CredentialError> {
     if !plausible_key_id(access_key_id) {
@@ -182,9 +193,9 @@ pub async fn lookup(
     }
     let k = key(account, access_key_id);
     let Some(v) = store.get(&k).await? else { return Ok(None) };
-    let record: Record =
-        serde_json::from_slice(&v.value).map_err(|e| CredentialError::CorruptRecord { key: k, reason: e.to_string() })?;
-    Ok(Some(credentials_of(record)))
+    let record: Record = serde_json::from_slice(&v.value)
+        .map_err(|e| CredentialError::CorruptRecord { key: k.clone(), reason: e.to_string() })?;
+    credentials_of(k, record, master).map(Some)
 }
 
 /// [`lookup`] with the answers kept in memory.
@@ -197,19 +208,20 @@ pub async fn lookup(
 pub struct InstanceCredentialCache {
     store: Arc<dyn Store>,
     account: AccountId,
+    master: MasterKey,
     known: RwLock<HashMap<String, Arc<InstanceCredentials>>>,
 }
 
 impl InstanceCredentialCache {
-    pub fn new(store: Arc<dyn Store>, account: AccountId) -> InstanceCredentialCache {
-        InstanceCredentialCache { store, account, known: RwLock::new(HashMap::new()) }
+    pub fn new(store: Arc<dyn Store>, account: AccountId, master: MasterKey) -> InstanceCredentialCache {
+        InstanceCredentialCache { store, account, master, known: RwLock::new(HashMap::new()) }
     }
 
     pub async fn lookup(&self, access_key_id: &str) -> Result<Option<Arc<InstanceCredentials>>, CredentialError> {
         if let Some(hit) = self.known.read().unwrap_or_else(|p| p.into_inner()).get(access_key_id) {
             return Ok(Some(hit.clone()));
         }
-        let Some(found) = lookup(self.store.as_ref(), &self.account, access_key_id).await? else { return Ok(None) };
+        let Some(found) = lookup(self.store.as_ref(), &self.account, &self.master, access_key_id).await? else { return Ok(None) };
         let found = Arc::new(found);
         self.known.write().unwrap_or_else(|p| p.into_inner()).insert(access_key_id.to_string(), found.clone());
         Ok(Some(found))
@@ -231,6 +243,11 @@ impl InstanceCredentialCache {
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
+
+    /// The key that seals their secrets.
+    pub fn master(&self) -> &MasterKey {
+        &self.master
+    }
 }
 
 #[cfg(test)]
@@ -243,6 +260,11 @@ mod tests {
         "123456789012".parse().unwrap()
     }
 
+    fn master() -> MasterKey {
+        static KEY: std::sync::OnceLock<MasterKey> = std::sync::OnceLock::new();
+        KEY.get_or_init(MasterKey::generate).clone()
+    }
+
     fn now() -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_795_000_000)
     }
@@ -250,20 +272,26 @@ mod tests {
     #[tokio::test]
     async fn mint_stores_a_fresh_key_that_lookup_finds() {
         let store = MemoryStore::new();
-        let a = mint(&store, &account(), Some("host-a"), now()).await.unwrap();
+        let a = mint(&store, &account(), &master(), Some("host-a"), now()).await.unwrap();
         assert!(plausible_key_id(&a.access_key_id), "{}", a.access_key_id);
         assert_eq!(a.secret_access_key.len(), 40);
         assert_eq!(a.principal_arn, "arn:aws:sts::123456789012:assumed-role/BerthInstanceRole/host-a");
-        assert_eq!(lookup(&store, &account(), &a.access_key_id).await.unwrap(), Some(a.clone()));
+        assert_eq!(lookup(&store, &account(), &master(), &a.access_key_id).await.unwrap(), Some(a.clone()));
 
         let raw = store.get(&key(&account(), &a.access_key_id)).await.unwrap().unwrap();
         let stored: serde_json::Value = serde_json::from_slice(&raw.value).unwrap();
         assert_eq!(stored["name"], "host-a");
         assert_eq!(stored["createdAt"], 1_795_000_000.0);
-        assert_eq!(stored["secretAccessKey"], a.secret_access_key.as_str());
+        // Sealed at rest: the secret is nowhere in the record.
+        assert!(stored.get("secretAccessKey").is_none());
+        assert!(!String::from_utf8_lossy(&raw.value).contains(&a.secret_access_key));
+        assert!(stored["sealedSecretAccessKey"].as_str().unwrap().starts_with("v1:"));
+        // A different master key cannot read it.
+        let e = lookup(&store, &account(), &MasterKey::generate(), &a.access_key_id).await.unwrap_err();
+        assert!(matches!(e, CredentialError::CorruptRecord { .. }), "{e}");
 
         // Unnamed: the key id is the session name. Every mint is a new key.
-        let b = mint(&store, &account(), None, now()).await.unwrap();
+        let b = mint(&store, &account(), &master(), None, now()).await.unwrap();
         assert_ne!(a.access_key_id, b.access_key_id);
         assert_ne!(a.secret_access_key, b.secret_access_key);
         assert_eq!(b.principal_arn, format!("arn:aws:sts::123456789012:assumed-role/BerthInstanceRole/{}", b.access_key_id));
@@ -276,24 +304,24 @@ mod tests {
     #[tokio::test]
     async fn lookup_of_unknown_or_foreign_keys_finds_nothing() {
         let store = MemoryStore::new();
-        let a = mint(&store, &account(), Some("host-a"), now()).await.unwrap();
+        let a = mint(&store, &account(), &master(), Some("host-a"), now()).await.unwrap();
         let other: AccountId = "210987654321".parse().unwrap();
-        assert_eq!(lookup(&store, &other, &a.access_key_id).await.unwrap(), None);
-        assert_eq!(lookup(&store, &account(), "AKIAAAAAAAAAAAAAAAAA").await.unwrap(), None);
+        assert_eq!(lookup(&store, &other, &master(), &a.access_key_id).await.unwrap(), None);
+        assert_eq!(lookup(&store, &account(), &master(), "AKIAAAAAAAAAAAAAAAAA").await.unwrap(), None);
         // Not even read: a key id that cannot be one of ours.
-        assert_eq!(lookup(&store, &account(), "../../etc").await.unwrap(), None);
+        assert_eq!(lookup(&store, &account(), &master(), "../../etc").await.unwrap(), None);
     }
 
     #[tokio::test]
     async fn names_are_checked_before_anything_is_stored() {
         let store = MemoryStore::new();
         for bad in ["", "a", "has space", "slash/inside", &"x".repeat(65)] {
-            let e = mint(&store, &account(), Some(bad), now()).await.unwrap_err();
+            let e = mint(&store, &account(), &master(), Some(bad), now()).await.unwrap_err();
             assert!(matches!(e, CredentialError::InvalidName(_)), "{bad:?}: {e}");
         }
         assert!(berth_store::list_all(&store, "iam/").await.unwrap().is_empty());
         for good in ["ip-10-0-0-1.ec2.internal", "host_a", "a@b=c,d+e"] {
-            mint(&store, &account(), Some(good), now()).await.unwrap();
+            mint(&store, &account(), &master(), Some(good), now()).await.unwrap();
         }
     }
 
@@ -302,15 +330,15 @@ mod tests {
         let store = MemoryStore::new();
         let k = key(&account(), "AKIAAAAAAAAAAAAAAAAA");
         store.txn(Txn::new().put(k, b"not json".to_vec())).await.unwrap();
-        let e = lookup(&store, &account(), "AKIAAAAAAAAAAAAAAAAA").await.unwrap_err();
+        let e = lookup(&store, &account(), &master(), "AKIAAAAAAAAAAAAAAAAA").await.unwrap_err();
         assert!(matches!(e, CredentialError::CorruptRecord { .. }), "{e}");
     }
 
     #[tokio::test]
     async fn cache_answers_from_memory_after_the_first_lookup() {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let cache = InstanceCredentialCache::new(store.clone(), account());
-        let a = mint(store.as_ref(), &account(), Some("host-a"), now()).await.unwrap();
+        let cache = InstanceCredentialCache::new(store.clone(), account(), master());
+        let a = mint(store.as_ref(), &account(), &master(), Some("host-a"), now()).await.unwrap();
         // Minted behind the cache's back (as `berth up` does): found on first use.
         assert_eq!(cache.lookup(&a.access_key_id).await.unwrap().as_deref(), Some(&a));
         // Gone from the store, still known: the second lookup did not read.
@@ -322,7 +350,7 @@ mod tests {
         // Misses are not kept: a key minted after a miss is found.
         let b_id = "AKIABBBBBBBBBBBBBBBB";
         assert_eq!(cache.lookup(b_id).await.unwrap(), None);
-        let b = mint(store.as_ref(), &account(), Some("host-b"), now()).await.unwrap();
+        let b = mint(store.as_ref(), &account(), &master(), Some("host-b"), now()).await.unwrap();
         assert_eq!(cache.lookup(&b.access_key_id).await.unwrap().as_deref(), Some(&b));
 
         // Remembered credentials need no store at all.

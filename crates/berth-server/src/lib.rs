@@ -10,15 +10,22 @@
 //! * [`instance_credentials`]: each agent's own access key (principal
 //!   `assumed-role/BerthInstanceRole/{name}`), minted by the root and kept
 //!   in the store.
-//! * [`authz`]: which principal may perform which action.
+//! * [`authz`]: the authorization of every request by the caller's
+//!   identity policies; [`resources`] names the ARNs each request acts on.
+//! * [`ecr`]: ECR's GetAuthorizationToken over the operator's registry
+//!   logins, what execution roles are checked against.
+//! * [`role_gate`]: ECS's questions about roles (PassRole, trust, task
+//!   credentials), answered by berth-iam.
 
 pub mod authz;
 pub mod credentials;
+pub mod ecr;
 pub mod front_door;
 pub mod instance_credentials;
 pub mod listener;
 mod panic_guard;
-mod sts;
+pub mod resources;
+pub mod role_gate;
 
 pub use credentials::{AccountIdentity, CredentialError};
 pub use front_door::FrontDoor;

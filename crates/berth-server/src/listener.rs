@@ -34,8 +34,10 @@ pub async fn serve(listener: TcpListener, door: Arc<FrontDoor>, shutdown: impl F
                     tracing::debug!(error = %e, %peer, "could not set TCP_NODELAY");
                 }
                 let door = door.clone();
-                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                     let door = door.clone();
+                    // `aws:SourceIp` for IAM conditions.
+                    req.extensions_mut().insert(front_door::PeerAddr(peer));
                     async move {
                         let json_protocol = req.headers().contains_key("x-amz-target");
                         let handled = CatchUnwind::new(door.handle(req)).await;

@@ -36,8 +36,9 @@ fn door() -> Door {
     .unwrap();
     let clock = Arc::new(FakeClock::at_epoch_secs(1_795_000_000));
     let store: Arc<dyn berth_store::Store> = Arc::new(berth_store::memory::MemoryStore::new());
+    let iam = berth_iam::Iam::with_state(store.clone(), identity.account_id.clone(), berth_iam::MasterKey::generate(), Default::default(), 0);
     let ecs = berth_ecs::Ecs::new(store).with_poll_hold(Duration::from_millis(300));
-    let door = Arc::new(FrontDoor::new(identity, ecs, clock.clone(), 1 << 20));
+    let door = Arc::new(FrontDoor::new(identity, ecs, iam, clock.clone(), 1 << 20));
     Door { door, clock, _dir: dir }
 }
 

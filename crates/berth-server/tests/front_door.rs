@@ -39,7 +39,9 @@ fn door_with_limit(max_body: usize) -> Door {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FakeClock::at_epoch_secs(NOW));
     let store: Arc<dyn berth_store::Store> = Arc::new(berth_store::memory::MemoryStore::new());
-    let door = FrontDoor::new(identity(dir.path()), berth_ecs::Ecs::new(store), clock.clone(), max_body);
+    let identity = identity(dir.path());
+    let iam = berth_iam::Iam::with_state(store.clone(), identity.account_id.clone(), berth_iam::MasterKey::generate(), Default::default(), 0);
+    let door = FrontDoor::new(identity, berth_ecs::Ecs::new(store), iam, clock.clone(), max_body);
     Door { door, clock, _dir: dir }
 }
 

@@ -43,11 +43,20 @@ fn identity(dir: &std::path::Path) -> AccountIdentity {
     .unwrap()
 }
 
+/// One master key for the whole test binary, so credentials minted in
+/// process and those a door reads agree (as one server's data dir does).
+fn master() -> berth_iam::MasterKey {
+    static KEY: std::sync::OnceLock<berth_iam::MasterKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(berth_iam::MasterKey::generate).clone()
+}
+
 fn door_over(store: Arc<dyn berth_store::Store>) -> Door {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(FakeClock::at_epoch_secs(1_795_000_000));
+    let identity = identity(dir.path());
+    let iam = berth_iam::Iam::with_state(store.clone(), identity.account_id.clone(), master(), Default::default(), 0);
     let ecs = berth_ecs::Ecs::new(store).with_poll_hold(Duration::from_millis(100));
-    let door = FrontDoor::new(identity(dir.path()), ecs, clock.clone(), 1 << 20);
+    let door = FrontDoor::new(identity, ecs, iam, clock.clone(), 1 << 20);
     Door { door, clock, _dir: dir }
 }
 
@@ -191,7 +200,7 @@ async fn minted_key_is_denied_everything_else() {
     assert_eq!(out["__type"], "AccessDeniedException");
     assert_eq!(
         out["message"],
-        "User: arn:aws:sts::123456789012:assumed-role/BerthInstanceRole/host-a is not authorized to perform: ecs:CreateCluster on resource: * because no identity-based policy allows the ecs:CreateCluster action"
+        "User: arn:aws:sts::123456789012:assumed-role/BerthInstanceRole/host-a is not authorized to perform: ecs:CreateCluster on resource: arn:aws:ecs:us-east-1:123456789012:cluster/mine because no identity-based policy allows the ecs:CreateCluster action"
     );
     for op in ["RunTask", "StopTask", "DescribeTasks", "ListClusters", "DeregisterContainerInstance", "UpdateContainerInstancesState", "CreateService"] {
         let (status, out) = ecs_as(&d, agent, op, json!({"cluster": "sim"})).await;
@@ -218,7 +227,7 @@ async fn minted_key_is_denied_everything_else() {
     assert!(xml.contains("is not authorized to perform: ec2:DescribeVpcs"), "{xml}");
     let (status, xml) = query_as(&d, ROOT, "ec2", "Action=DescribeVpcs&Version=2016-11-15").await;
     assert_eq!(status, 200, "{xml}");
-    let (status, xml) = query_as(&d, agent, "sts", "Action=AssumeRole&Version=2011-06-15").await;
+    let (status, xml) = query_as(&d, agent, "sts", "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fadmin&RoleSessionName=escape").await;
     assert_eq!(status, 403);
     assert!(xml.contains("<Code>AccessDenied</Code>") && xml.contains("sts:AssumeRole"), "{xml}");
 }
@@ -275,7 +284,7 @@ async fn minted_credentials_survive_a_store_reopen() {
     let (over_wire, in_process) = {
         let store: Arc<dyn berth_store::Store> = Arc::new(berth_store::redb_backend::RedbStore::open(&path).unwrap());
         // `berth up`: mint in process before any front door exists.
-        let local = berth_server::instance_credentials::mint(&*store, &account, Some("local"), std::time::SystemTime::now())
+        let local = berth_server::instance_credentials::mint(&*store, &account, &master(), Some("local"), std::time::SystemTime::now())
             .await
             .unwrap();
         let d = door_over(store);

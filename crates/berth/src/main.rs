@@ -91,6 +91,11 @@ struct HostAgentArgs {
     /// (ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION).
     #[arg(long, default_value_t = 3 * 3600)]
     task_cleanup_wait: u64,
+    /// The port on 127.0.0.1 where the agent serves tasks their role
+    /// credentials and metadata (containers reach it at 169.254.170.2:80);
+    /// 0 picks a free one, for several agents on one machine.
+    #[arg(long, default_value_t = berth_agent::task_endpoint::DEFAULT_PORT)]
+    task_endpoint_port: u16,
 }
 
 #[derive(clap::Args)]
@@ -189,6 +194,28 @@ struct ServerArgs {
     /// `arn:aws:acm:...:certificate/NAME` (default: <data-dir>/certificates).
     #[arg(long)]
     lb_certificates: Option<PathBuf>,
+    /// The master key that seals every secret Berth stores (access keys,
+    /// instance credentials) and signs session tokens: 32 bytes, base64,
+    /// created mode 0600 on first start (default: <data-dir>/master.key).
+    /// Keep it off the disk that holds the store to make a stolen store
+    /// useless. `BERTH_MASTER_KEY` (base64) overrides the file.
+    #[arg(long, env = "BERTH_MASTER_KEY_FILE", value_parser = absolute_path)]
+    master_key_file: Option<PathBuf>,
+    /// JSON file `{"host:port": {"username": "...", "password": "..."}}`:
+    /// private registries whose logins agents get through ECR's
+    /// GetAuthorizationToken, signed with each task's execution role (so a
+    /// role without `ecr:GetAuthorizationToken` cannot pull from them).
+    #[arg(long, env = "BERTH_PRIVATE_REGISTRIES_FILE")]
+    private_registries: Option<PathBuf>,
+}
+
+/// The server's private registry logins (`--private-registries`).
+fn private_registries(args: &ServerArgs) -> anyhow::Result<berth_server::ecr::RegistryLogins> {
+    let Some(path) = &args.private_registries else { return Ok(Default::default()) };
+    let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let raw: std::collections::BTreeMap<String, RegistryLogin> =
+        serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
+    Ok(berth_server::ecr::RegistryLogins::new(raw.into_iter().map(|(host, l)| (host, l.username, l.password))))
 }
 
 /// The service controller over `ecs`'s store and agent liveness, running
@@ -268,6 +295,7 @@ fn init_logging(format: LogFormat) {
 struct ServerParts {
     identity: berth_server::AccountIdentity,
     store: Arc<dyn berth_store::Store>,
+    iam: Arc<berth_iam::Iam>,
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
 }
@@ -283,27 +311,41 @@ async fn open_server(args: &ServerArgs) -> anyhow::Result<ServerParts> {
     let store_path = args.data_dir.join("berth.redb");
     let store = berth_store::redb_backend::RedbStore::open(&store_path)
         .with_context(|| format!("opening the store {}", store_path.display()))?;
+    let store: Arc<dyn berth_store::Store> = Arc::new(store);
+    let master = match std::env::var("BERTH_MASTER_KEY") {
+        Ok(text) => berth_iam::MasterKey::from_base64(&text).context("BERTH_MASTER_KEY")?,
+        Err(_) => {
+            let path = args.master_key_file.clone().unwrap_or_else(|| args.data_dir.join("master.key"));
+            berth_iam::MasterKey::load_or_create(&path).with_context(|| format!("the master key {}", path.display()))?
+        }
+    };
+    let iam = berth_iam::Iam::open(store.clone(), identity.account_id.clone(), master)
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the IAM state: {e}"))?;
+    iam.spawn_watch();
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
-    Ok(ServerParts { identity, store: Arc::new(store), listener, addr })
+    Ok(ServerParts { identity, store, iam, listener, addr })
 }
 
 async fn run_server(args: ServerArgs) -> anyhow::Result<()> {
-    let ServerParts { identity, store, listener, addr } = open_server(&args).await?;
+    let ServerParts { identity, store, iam, listener, addr } = open_server(&args).await?;
 
     let shutdown = shutdown_signal();
     announce(&identity, addr);
     let lb = start_lb(&args, store.clone()).await;
-    let ecs = berth_ecs::Ecs::new(store);
+    let ecs = berth_ecs::Ecs::new(store).with_roles(Arc::new(berth_server::role_gate::IamRoleGate::new(iam.clone())));
     let _controller = start_service_controller(&ecs, &args);
     let door = berth_server::FrontDoor::new(
         identity,
         ecs,
+        iam,
         Arc::new(berth_clock::SystemClock),
         args.max_body_bytes,
-    );
+    )
+    .with_registries(private_registries(&args)?);
     berth_server::serve(listener, Arc::new(door), shutdown).await;
     if let Some(lb) = lb {
         lb.stop().await;
@@ -387,6 +429,7 @@ fn agent_config(
         helper_exe: std::env::current_exe().context("locating the berth binary")?,
         cgroup_prefix: host.cgroup_prefix,
         task_cleanup_wait: std::time::Duration::from_secs(host.task_cleanup_wait),
+        task_endpoint: Some(std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, host.task_endpoint_port))),
     })
 }
 
@@ -438,8 +481,8 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
 
 async fn run_up(args: UpArgs) -> anyhow::Result<()> {
     let data_dir = args.server.data_dir.clone();
-    let ServerParts { identity, store, listener, addr } = open_server(&args.server).await?;
-    let ecs = berth_ecs::Ecs::new(store.clone());
+    let ServerParts { identity, store, iam, listener, addr } = open_server(&args.server).await?;
+    let ecs = berth_ecs::Ecs::new(store.clone()).with_roles(Arc::new(berth_server::role_gate::IamRoleGate::new(iam.clone())));
     let _controller = start_service_controller(&ecs, &args.server);
     let lb = start_lb(&args.server, store.clone()).await;
     let region = berth_arn::Region::try_from(args.host.region.clone()).map_err(|e| anyhow::anyhow!("--region: {e}"))?;
@@ -457,7 +500,7 @@ async fn run_up(args: UpArgs) -> anyhow::Result<()> {
     let creds = match berth_agent::load_credentials(&layout.credentials()) {
         Some(c) => c,
         None => {
-            let minted = berth_server::instance_credentials::mint(store.as_ref(), &identity.account_id, Some("local"), std::time::SystemTime::now())
+            let minted = berth_server::instance_credentials::mint(store.as_ref(), &identity.account_id, iam.key(), Some("local"), std::time::SystemTime::now())
                 .await
                 .context("minting the local agent's instance credentials")?;
             let c = berth_agent::AgentCredentials { access_key_id: minted.access_key_id, secret_access_key: minted.secret_access_key };
@@ -475,7 +518,8 @@ async fn run_up(args: UpArgs) -> anyhow::Result<()> {
 
     let shutdown = shutdown_signal();
     announce(&identity, addr);
-    let door = berth_server::FrontDoor::new(identity, ecs, Arc::new(berth_clock::SystemClock), args.server.max_body_bytes);
+    let door = berth_server::FrontDoor::new(identity, ecs, iam, Arc::new(berth_clock::SystemClock), args.server.max_body_bytes)
+        .with_registries(private_registries(&args.server)?);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;

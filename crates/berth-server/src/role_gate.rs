@@ -1,0 +1,163 @@
+//! ECS's questions about roles, answered by IAM: may the caller pass this
+//! role, does it trust ECS tasks, and fresh credentials for a task's roles.
+
+use crate::instance_credentials;
+use berth_agent_protocol::{RoleCredentials, TaskCredentials};
+use berth_ecs::RequestContext;
+use berth_ecs::roles::RoleGate;
+use berth_iam::sessions::{self, SessionClaims, SessionSubject};
+use berth_iam::trust::{self, Assumer, TrustDecision};
+use berth_iam::{Caller, CallerKind, Iam, RequestFacts, Snapshot};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The service principal ECS tasks assume roles as.
+pub const ECS_TASKS: &str = "ecs-tasks.amazonaws.com";
+
+/// How long task role credentials last. The agent gets fresh ones with
+/// every poll answer (at least every few seconds), so the life only bounds
+/// how long a copy taken out of a container stays useful; ECS uses 6 hours.
+pub const TASK_CREDENTIALS_SECS: u64 = 6 * 3600;
+
+pub struct IamRoleGate {
+    iam: Arc<Iam>,
+}
+
+impl IamRoleGate {
+    pub fn new(iam: Arc<Iam>) -> IamRoleGate {
+        IamRoleGate { iam }
+    }
+
+    /// The id in a task's `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI`: a MAC
+    /// of its ARN, so it is stable across polls and restarts, and nobody
+    /// without the master key can compute another task's.
+    pub fn credentials_id(&self, task_arn: &str) -> String {
+        let key = self.iam.key().derive("credentials-id");
+        // HMAC takes keys of any length: this cannot fail.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC accepts any key length");
+        mac.update(task_arn.as_bytes());
+        mac.finalize().into_bytes()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn mint_for_task(&self, snapshot: &Snapshot, ctx: &RequestContext, role_arn: &str, task_id: &str, now: SystemTime) -> Result<RoleCredentials, String> {
+        let role = snapshot
+            .state()
+            .role_by_arn(role_arn)
+            .filter(|_| role_arn.split(':').nth(4) == Some(ctx.account.as_str()))
+            .ok_or_else(|| format!("the role {role_arn} does not exist"))?;
+        if trust::evaluate(role, Assumer::Service(ECS_TASKS)) != TrustDecision::AllowedByName {
+            return Err(format!("the trust policy of {role_arn} does not allow {ECS_TASKS} to assume it"));
+        }
+        let issued_at = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let claims = SessionClaims {
+            account: ctx.account.to_string(),
+            subject: SessionSubject::AssumedRole { role_name: role.name.clone(), role_id: role.id.clone(), session_name: task_id.to_string() },
+            issued_at,
+            expires_at: issued_at + TASK_CREDENTIALS_SECS,
+        };
+        let minted = sessions::mint(self.iam.key(), &claims);
+        Ok(RoleCredentials {
+            role_arn: role.arn.clone(),
+            access_key_id: minted.access_key_id,
+            secret_access_key: minted.secret_access_key,
+            session_token: minted.session_token,
+            expiration: berth_clock::civil::iso8601_seconds(minted.expires_at as i64),
+        })
+    }
+}
+
+/// The caller of an ECS request, from its principal ARN (the front door
+/// authenticated it; ECS handlers only carry the ARN).
+pub fn caller_from_arn(snapshot: &Snapshot, arn: &str) -> Option<Caller> {
+    let account = snapshot.account().clone();
+    if arn == format!("arn:aws:iam::{account}:root") {
+        return Some(Caller::root(&account));
+    }
+    if let Some(rest) = arn.strip_prefix(&format!("arn:aws:iam::{account}:user/")) {
+        let name = rest.rsplit('/').next()?;
+        let user = snapshot.state().user(name).filter(|u| u.arn == arn)?;
+        return Some(Caller {
+            kind: CallerKind::User { name: user.name.clone() },
+            arn: arn.to_string(),
+            user_id: user.id.clone(),
+            account,
+            token_issued_at: None,
+        });
+    }
+    let rest = arn.strip_prefix(&format!("arn:aws:sts::{account}:assumed-role/"))?;
+    let (role_name, session_name) = rest.split_once('/')?;
+    if role_name == instance_credentials::ROLE_NAME {
+        return Some(Caller {
+            kind: CallerKind::Instance { session_name: session_name.to_string() },
+            arn: arn.to_string(),
+            user_id: instance_credentials::user_id(&account, arn),
+            account,
+            token_issued_at: None,
+        });
+    }
+    let role = snapshot.state().role(role_name)?;
+    Some(Caller {
+        kind: CallerKind::AssumedRole { role_name: role.name.clone(), session_name: session_name.to_string() },
+        arn: arn.to_string(),
+        user_id: format!("{}:{session_name}", role.id),
+        account,
+        token_issued_at: None,
+    })
+}
+
+impl RoleGate for IamRoleGate {
+    fn check_pass_role(&self, ctx: &RequestContext, role_arn: &str) -> Result<(), String> {
+        let snapshot = self.iam.snapshot();
+        let facts = RequestFacts { now: ctx.now, source_ip: None, region: ctx.region.to_string(), secure_transport: false };
+        let caller = caller_from_arn(&snapshot, &ctx.principal_arn);
+        let decision = match &caller {
+            Some(c) if c.is_root() => return Ok(()),
+            Some(c) => snapshot.authorize_with(c, "iam:PassRole", role_arn, &facts, &[("iam:PassedToService", ECS_TASKS)]),
+            None => berth_iam_policy::Decision::ImplicitDeny,
+        };
+        if decision.is_allowed() {
+            Ok(())
+        } else {
+            Err(berth_iam::directory::denial_message(&ctx.principal_arn, "iam:PassRole", role_arn, &decision))
+        }
+    }
+
+    fn ecs_can_assume(&self, ctx: &RequestContext, role_arn: &str) -> bool {
+        let snapshot = self.iam.snapshot();
+        role_arn.split(':').nth(4) == Some(ctx.account.as_str())
+            && snapshot
+                .state()
+                .role_by_arn(role_arn)
+                .is_some_and(|role| trust::evaluate(role, Assumer::Service(ECS_TASKS)) == TrustDecision::AllowedByName)
+    }
+
+    fn task_credentials(
+        &self,
+        ctx: &RequestContext,
+        task_arn: &str,
+        task_role_arn: Option<&str>,
+        execution_role_arn: Option<&str>,
+        now: SystemTime,
+    ) -> Option<TaskCredentials> {
+        if task_role_arn.is_none() && execution_role_arn.is_none() {
+            return None;
+        }
+        let snapshot = self.iam.snapshot();
+        let task_id = task_arn.rsplit('/').next().unwrap_or(task_arn);
+        let mut errors = Vec::new();
+        let mut mint = |arn: Option<&str>| {
+            let arn = arn?;
+            self.mint_for_task(&snapshot, ctx, arn, task_id, now).map_err(|e| errors.push(e)).ok()
+        };
+        let task_role = mint(task_role_arn);
+        let execution_role = mint(execution_role_arn);
+        Some(TaskCredentials {
+            credentials_id: self.credentials_id(task_arn),
+            task_role,
+            execution_role,
+            error: (!errors.is_empty()).then(|| errors.join("; ")),
+        })
+    }
+}

@@ -81,8 +81,9 @@ pub fn list(cx: &Ctx) -> Result<String, IamError> {
     Ok(x.finish())
 }
 
-/// The key `AccessKeyId` of the user the call is about (named, or the caller).
-fn owned_key_id(cx: &Ctx, s: &crate::model::IamState, id: &str) -> Result<(), IamError> {
+/// Whether key `id` belongs to the user the call is about (named, or the
+/// caller); a key of another user answers as not found, as IAM does.
+fn check_owner(cx: &Ctx, s: &crate::model::IamState, id: &str) -> Result<(), IamError> {
     let key = s.access_keys.get(id).ok_or_else(|| no_such_key(id))?;
     if cx.form.get("UserName").is_none() && matches!(cx.caller.kind, CallerKind::Root) {
         // The root may manage any user's key by its id alone.
@@ -106,7 +107,7 @@ pub async fn update(cx: &Ctx<'_>) -> Result<String, IamError> {
     }
     cx.iam
         .mutate(|s| {
-            owned_key_id(cx, s, &id)?;
+            check_owner(cx, s, &id)?;
             let key = s.access_keys.get_mut(&id).ok_or_else(|| no_such_key(&id))?;
             key.status = status.clone();
             Ok(())
@@ -119,7 +120,7 @@ pub async fn delete(cx: &Ctx<'_>) -> Result<String, IamError> {
     let id = cx.form.required("AccessKeyId")?.to_string();
     cx.iam
         .mutate(|s| {
-            owned_key_id(cx, s, &id)?;
+            check_owner(cx, s, &id)?;
             s.access_keys.remove(&id);
             Ok(())
         })

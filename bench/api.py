@@ -1,12 +1,22 @@
 #!/usr/bin/env python3
-"""API benchmark: Berth vs moto_server vs a bare hyper server (the ceiling).
+"""API benchmark: Berth vs moto_server vs a bare hyper server (the ceiling),
+and what IAM authorization costs Berth.
 
 Run through bench/api.sh, which installs wrk and the venv (boto3, moto) and
 builds the release binaries. Everything runs on this machine, in one run, so
-the three targets are compared on the same hardware in the same minute.
+the targets are compared on the same hardware in the same minute.
+
+Targets: `ceiling` (hello-ceiling), `berth` (berth server, requests signed
+with the root key, which is allowed everything without a policy), and on the
+SAME berth process `berth-user` (an IAM user's access key, authorized by its
+inline, attached managed and group policies) and `berth-session` (STS
+AssumeRole session credentials of a role with the same policies, the token
+signed in X-Amz-Security-Token), then `moto`. berth-user/berth and
+berth-session/berth are what authenticating and authorizing a non-root
+caller costs.
 
 For each operation (DescribeClusters, RegisterTaskDefinition) and each
-target (ceiling, Berth, moto):
+target:
 
   latency     BENCH_LATENCY_N sequential requests on one keep-alive
               connection (raw http.client), one SigV4-signed request replayed
@@ -25,7 +35,9 @@ Environment:
   BENCH_WARMUP_N       unmeasured requests before each latency run (default 200)
   BENCH_CONNECTIONS    wrk connections (default 32)
   BENCH_WRK_THREADS    wrk threads (default 2)
-  BENCH_TARGETS        comma list of ceiling,berth,moto (default: all three)
+  BENCH_TARGETS        comma list of ceiling,berth,berth-user,berth-session,moto
+                       (default: all five; berth-user and berth-session run on
+                       berth's process, which is started for them either way)
   BENCH_STRICT         1: exit 3 when a target is missed (default: report only)
   BERTH_BIN, CEILING_BIN, MOTO_SERVER, WRK   paths of the programs
 """
@@ -88,7 +100,12 @@ LATENCY_N = int(os.environ.get("BENCH_LATENCY_N", "2000"))
 WARMUP_N = int(os.environ.get("BENCH_WARMUP_N", "200"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 WRK_THREADS = int(os.environ.get("BENCH_WRK_THREADS", "2"))
-TARGETS = [t.strip() for t in os.environ.get("BENCH_TARGETS", "ceiling,berth,moto").split(",") if t.strip()]
+ALL_TARGETS = ("ceiling", "berth", "berth-user", "berth-session", "moto")
+TARGETS = [t.strip() for t in os.environ.get("BENCH_TARGETS", ",".join(ALL_TARGETS)).split(",") if t.strip()]
+# Targets served by berth's one process, each with its own caller: the root
+# key, an IAM user's access key, an assumed role's session credentials.
+BERTH_TARGETS = ("berth", "berth-user", "berth-session")
+IAM_TARGETS = ("berth-user", "berth-session")
 STRICT = os.environ.get("BENCH_STRICT", "") == "1"
 # A latency run stops early after this many seconds (a slow target must not
 # blow the time budget); the number of samples taken is reported.
@@ -203,8 +220,16 @@ def _tail(path: Path, n: int = 40) -> str:
 # ---------------------------------------------------------------- requests
 
 
-def signed_request(port: int, operation: str, family: str | None = None) -> tuple[bytes, dict[str, str]]:
-    """One SigV4-signed ECS JSON 1.1 request, ready to replay (valid ~15 min).
+ROOT_CREDENTIALS = Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY)
+# The callers of berth-user and berth-session, made by setup_iam once berth
+# is up; every other target signs with the root key.
+CREDENTIALS: dict[str, Credentials] = {}
+
+
+def signed_request(target: str, port: int, operation: str, family: str | None = None) -> tuple[bytes, dict[str, str]]:
+    """One SigV4-signed ECS JSON 1.1 request, ready to replay (valid ~15 min),
+    signed with `target`'s credentials (a session's token is signed too, in
+    X-Amz-Security-Token).
 
     `family` overrides a RegisterTaskDefinition's family (it is part of the
     signed body, so each family is its own pre-signed request)."""
@@ -223,7 +248,9 @@ def signed_request(port: int, operation: str, family: str | None = None) -> tupl
             "X-Amz-Target": TARGET_PREFIX + operation,
         },
     )
-    SigV4Auth(Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY), "ecs", REGION).add_auth(req)
+    if target in IAM_TARGETS and target not in CREDENTIALS:
+        raise BenchError(f"{target}: no credentials (setup_iam did not run)")
+    SigV4Auth(CREDENTIALS.get(target, ROOT_CREDENTIALS), "ecs", REGION).add_auth(req)
     headers = {k: v for k, v in req.headers.items()}
     headers["Content-Length"] = str(len(body))
     return body, headers
@@ -249,7 +276,7 @@ _SERVER_TIMING = re.compile(r"app;dur=([0-9.]+)")
 
 
 def measure_latency(target: str, port: int, operation: str) -> dict:
-    body, headers = signed_request(port, operation)
+    body, headers = signed_request(target, port, operation)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.connect()
     conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -287,8 +314,8 @@ def measure_latency(target: str, port: int, operation: str) -> dict:
                 break
     finally:
         conn.close()
-    if target == "berth" and len(server_ms) != len(client_ms):
-        raise BenchError(f"berth: {len(client_ms) - len(server_ms)} responses lacked 'server-timing: app;dur='")
+    if target in BERTH_TARGETS and len(server_ms) != len(client_ms):
+        raise BenchError(f"{target}: {len(client_ms) - len(server_ms)} responses lacked 'server-timing: app;dur='")
     out = {"n": len(client_ms), "client": summarize(client_ms)}
     if server_ms:
         out["server"] = summarize(server_ms)
@@ -403,9 +430,9 @@ def measure_throughput(target: str, port: int, operation: str, workdir: Path, se
         # new revision" when they pile up), so under load each connection's
         # requests are spread over their own families: this measures
         # registration throughput, not single-family contention.
-        requests = [signed_request(port, operation, f"bench-{i:03d}") for i in range(FAMILIES)]
+        requests = [signed_request(target, port, operation, f"bench-{i:03d}") for i in range(FAMILIES)]
     else:
-        requests = [signed_request(port, operation)]
+        requests = [signed_request(target, port, operation)]
     script = workdir / f"wrk-{target}-{operation}.lua"
     script.write_text(wrk_script(requests))
     cmd = [
@@ -456,7 +483,7 @@ def measure_throughput(target: str, port: int, operation: str, workdir: Path, se
     bad = result["non_2xx_3xx"]
     if bad:
         msg = f"wrk against {target} {operation}: {bad} of {s['requests']} responses were not 2xx/3xx"
-        if target == "berth":
+        if target in BERTH_TARGETS:
             raise BenchError(msg + " (signed requests rejected?)\n" + text)
         log("WARNING: " + msg)
     errs = sum(result["socket_errors"].values())
@@ -501,19 +528,148 @@ def start_moto(workdir: Path) -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
-def create_cluster(target: str, port: int) -> None:
-    ecs = boto3.client(
-        "ecs",
+def client(service: str, port: int, credentials: Credentials = ROOT_CREDENTIALS):
+    return boto3.client(
+        service,
         endpoint_url=f"http://127.0.0.1:{port}",
         region_name=REGION,
-        aws_access_key_id=ACCESS_KEY_ID,
-        aws_secret_access_key=SECRET_ACCESS_KEY,
+        aws_access_key_id=credentials.access_key,
+        aws_secret_access_key=credentials.secret_key,
+        aws_session_token=credentials.token,
         config=Config(retries={"max_attempts": 1}),
     )
+
+
+def create_cluster(target: str, port: int) -> None:
     try:
-        ecs.create_cluster(clusterName=CLUSTER)
+        client("ecs", port).create_cluster(clusterName=CLUSTER)
     except botocore.exceptions.ClientError as e:
         raise BenchError(f"{target}: CreateCluster failed: {e}") from e
+
+
+# The identity policies of berth-user and berth-session: what a team's
+# deploy user or role might carry, not a minimal one. Every request of theirs
+# is evaluated against all of them (explicit denies are looked for in every
+# statement), with conditions on the global keys Berth fills in.
+def _policy(*statements: dict) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+_ECS = f"arn:aws:ecs:*:{ACCOUNT_ID}"
+_PRIVATE_NETS = ["10.0.0.0/8", "172.16.0.0/12", "127.0.0.0/8"]
+# The inline policy (user) / role policy (role): 10 statements, 3 of them
+# denies; within the 2,048 characters AWS allows a user's inline policies.
+INLINE_POLICY = _policy(
+    {"Sid": "ReadBenchClusters", "Effect": "Allow",
+     "Action": ["ecs:DescribeClusters", "ecs:ListContainerInstances", "ecs:ListServices", "ecs:ListTasks"],
+     "Resource": f"{_ECS}:cluster/bench*",
+     "Condition": {"IpAddress": {"aws:SourceIp": _PRIVATE_NETS}}},
+    {"Sid": "TaskDefinitions", "Effect": "Allow",
+     "Action": ["ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition", "ecs:DescribeTaskDefinition"],
+     "Resource": "*",
+     "Condition": {"IpAddress": {"aws:SourceIp": _PRIVATE_NETS},
+                   "StringEquals": {"aws:RequestedRegion": ["us-east-1", "eu-west-1"]}}},
+    {"Sid": "RunBenchTasks", "Effect": "Allow", "Action": ["ecs:RunTask", "ecs:StartTask"],
+     "Resource": f"{_ECS}:task-definition/bench*:*"},
+    {"Sid": "ManageBenchTasks", "Effect": "Allow", "Action": ["ecs:StopTask", "ecs:DescribeTasks"],
+     "Resource": f"{_ECS}:task/bench*/*"},
+    {"Sid": "ManageBenchServices", "Effect": "Allow",
+     "Action": ["ecs:CreateService", "ecs:UpdateService", "ecs:DeleteService", "ecs:DescribeServices"],
+     "Resource": f"{_ECS}:service/bench*/*"},
+    {"Sid": "PassTaskRoles", "Effect": "Allow", "Action": "iam:PassRole",
+     "Resource": f"arn:aws:iam::{ACCOUNT_ID}:role/bench-task-*",
+     "Condition": {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}},
+    {"Sid": "TagBenchResources", "Effect": "Allow",
+     "Action": ["ecs:TagResource", "ecs:ListTagsForResource"],
+     "Resource": f"{_ECS}:*/bench*",
+     "Condition": {"DateGreaterThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}}},
+    {"Sid": "DenyOutsideEcs", "Effect": "Deny",
+     "NotAction": ["ecs:*", "iam:PassRole", "iam:Get*", "iam:List*", "sts:GetCallerIdentity", "logs:*"],
+     "Resource": "*"},
+    {"Sid": "DenyProd", "Effect": "Deny", "Action": "ecs:*",
+     "Resource": [f"{_ECS}:cluster/prod*", f"{_ECS}:service/prod*/*"]},
+    {"Sid": "DenyDestructiveOffNetwork", "Effect": "Deny",
+     "Action": ["ecs:DeleteCluster", "ecs:DeleteService"],
+     "Resource": "*",
+     "Condition": {"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}},
+)
+# A customer managed policy, attached to the user and to the role.
+MANAGED_POLICY = _policy(
+    {"Sid": "ReadOnly", "Effect": "Allow", "Action": ["ecs:Describe*", "ecs:List*"], "Resource": "*"},
+    {"Sid": "ReadNetwork", "Effect": "Allow", "Action": ["ec2:Describe*", "elasticloadbalancing:Describe*"],
+     "Resource": "*"},
+    {"Sid": "ReadLogs", "Effect": "Allow",
+     "Action": ["logs:GetLogEvents", "logs:FilterLogEvents", "logs:DescribeLogStreams"],
+     "Resource": f"arn:aws:logs:*:{ACCOUNT_ID}:log-group:/ecs/*"},
+    {"Sid": "ReadMetrics", "Effect": "Allow", "Action": ["cloudwatch:GetMetricData", "cloudwatch:ListMetrics"],
+     "Resource": "*"},
+)
+# The user's group's inline policy; the role gets it as a second managed policy.
+DEPLOYERS_POLICY = _policy(
+    {"Sid": "Deploy", "Effect": "Allow",
+     "Action": ["ecs:RegisterTaskDefinition", "ecs:UpdateService", "ecs:DescribeServices"], "Resource": "*",
+     "Condition": {"StringEquals": {"aws:RequestedRegion": "us-east-1"}}},
+    {"Sid": "ReadRoles", "Effect": "Allow", "Action": ["iam:GetRole", "iam:ListRoles"],
+     "Resource": f"arn:aws:iam::{ACCOUNT_ID}:role/*"},
+    {"Sid": "NoClusterDeletes", "Effect": "Deny", "Action": "ecs:DeleteCluster", "Resource": "*"},
+)
+
+
+def setup_iam(port: int) -> dict[str, Credentials]:
+    """With the root credentials, through boto3: a user with an access key
+    (inline policy, an attached managed policy, a group with its policy) and
+    a role with the same statements (inline + two managed), assumed by the
+    root; returns the callers of berth-user and berth-session, each checked:
+    GetCallerIdentity names it and its policies deny what they should."""
+    iam, sts = client("iam", port), client("sts", port)
+    out: dict[str, Credentials] = {}
+    try:
+        managed = iam.create_policy(PolicyName="bench-read-only", PolicyDocument=MANAGED_POLICY)["Policy"]["Arn"]
+        deployers = iam.create_policy(PolicyName="bench-deployers", PolicyDocument=DEPLOYERS_POLICY)["Policy"]["Arn"]
+        iam.create_group(GroupName="bench-deployers")
+        iam.put_group_policy(GroupName="bench-deployers", PolicyName="deploy", PolicyDocument=DEPLOYERS_POLICY)
+        iam.create_user(UserName="bench-user")
+        iam.put_user_policy(UserName="bench-user", PolicyName="bench", PolicyDocument=INLINE_POLICY)
+        iam.attach_user_policy(UserName="bench-user", PolicyArn=managed)
+        iam.add_user_to_group(GroupName="bench-deployers", UserName="bench-user")
+        key = iam.create_access_key(UserName="bench-user")["AccessKey"]
+        out["berth-user"] = Credentials(key["AccessKeyId"], key["SecretAccessKey"])
+
+        trust = _policy({"Effect": "Allow", "Principal": {"AWS": ACCOUNT_ID}, "Action": "sts:AssumeRole"})
+        role = iam.create_role(RoleName="bench-role", AssumeRolePolicyDocument=trust)["Role"]["Arn"]
+        iam.put_role_policy(RoleName="bench-role", PolicyName="bench", PolicyDocument=INLINE_POLICY)
+        iam.attach_role_policy(RoleName="bench-role", PolicyArn=managed)
+        iam.attach_role_policy(RoleName="bench-role", PolicyArn=deployers)
+        # An hour: longer than any run (a session past its expiry is refused).
+        creds = sts.assume_role(RoleArn=role, RoleSessionName="bench", DurationSeconds=3600)["Credentials"]
+        out["berth-session"] = Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
+    except botocore.exceptions.ClientError as e:
+        raise BenchError(f"berth: setting up the IAM user and role failed: {e}") from e
+
+    expected = {
+        "berth-user": f"arn:aws:iam::{ACCOUNT_ID}:user/bench-user",
+        "berth-session": f"arn:aws:sts::{ACCOUNT_ID}:assumed-role/bench-role/bench",
+    }
+    for target, credentials in out.items():
+        try:
+            arn = client("sts", port, credentials).get_caller_identity()["Arn"]
+        except botocore.exceptions.ClientError as e:
+            raise BenchError(f"{target}: GetCallerIdentity failed: {e}") from e
+        if arn != expected[target]:
+            raise BenchError(f"{target}: GetCallerIdentity says {arn}, expected {expected[target]}")
+        # The policies are in force: the explicit denies win over the allows.
+        for call, what in (
+            (lambda c: client("ecs", port, c).describe_clusters(clusters=["prod-db"]), "DescribeClusters of prod-db"),
+            (lambda c: client("ec2", port, c).describe_vpcs(), "ec2:DescribeVpcs"),
+        ):
+            try:
+                call(credentials)
+            except botocore.exceptions.ClientError as e:
+                if e.response["Error"]["Code"] not in ("AccessDeniedException", "UnauthorizedOperation"):
+                    raise BenchError(f"{target}: {what} failed with {e}, expected access denied") from e
+            else:
+                raise BenchError(f"{target}: {what} was allowed; its policy denies it")
+    return out
 
 
 # ---------------------------------------------------------------- report
@@ -544,12 +700,16 @@ def report(results: dict, meta: dict) -> dict:
     p(f"  NOTE: the load generator (wrk, or the Python client) and the server share the same "
       f"{meta['cpus']} cores, so every figure includes client CPU contention; compare ratios, not absolutes.")
     p("  Every request is one SigV4-signed request replayed; Berth verifies the signature on each.")
+    if any(t in IAM_TARGETS for t in TARGETS):
+        p("  berth = root key (allowed everything, no policy read); on the same process, berth-user = an IAM user's")
+        p("  access key and berth-session = AssumeRole session credentials, both authorized by realistic policies")
+        p("  (inline 10 statements + managed 4 + group/second managed 3; denies, NotAction, conditions, wildcards).")
     other = meta.get("other_processes_cpu_share")
     if other is not None:
         p(f"  CPU used by processes outside this benchmark during the run: {other * 100:.0f}% of the machine"
           + ("  <- THE MACHINE WAS NOT IDLE: figures are noisy, rerun on an idle machine" if other > 0.10 else ""))
     p("")
-    hdr = (f"{'target':<8} {'operation':<23} {'rps':>9} {'wrk p50':>9} {'wrk p99':>9} "
+    hdr = (f"{'target':<13} {'operation':<23} {'rps':>9} {'wrk p50':>9} {'wrk p99':>9} "
            f"{'seq p50':>9} {'seq p99':>9} {'srv p50':>9} {'srv p99':>9} {'cpu/req':>8} {'n-2xx':>6}")
     p(hdr)
     p("-" * len(hdr))
@@ -559,11 +719,11 @@ def report(results: dict, meta: dict) -> dict:
             if r is None:
                 continue
             if "error" in r:
-                p(f"{target:<8} {op:<23} ERROR: {r['error'].splitlines()[0]}")
+                p(f"{target:<13} {op:<23} ERROR: {r['error'].splitlines()[0]}")
                 continue
             t, lat = r["throughput"], r["latency"]
             srv = lat.get("server", {})
-            p(f"{target:<8} {op:<23} {t['rps']:>9.0f} {fmt(t['latency']['p50_ms'], '.3f'):>9} "
+            p(f"{target:<13} {op:<23} {t['rps']:>9.0f} {fmt(t['latency']['p50_ms'], '.3f'):>9} "
               f"{fmt(t['latency']['p99_ms'], '.3f'):>9} {fmt(lat['client']['p50_ms']):>9} "
               f"{fmt(lat['client']['p99_ms']):>9} {fmt(srv.get('p50_ms')):>9} {fmt(srv.get('p99_ms')):>9} "
               f"{fmt(t.get('server_cpu_us_per_request'), '.0f'):>8} {t['non_2xx_3xx']:>6}")
@@ -573,27 +733,52 @@ def report(results: dict, meta: dict) -> dict:
     p("")
 
     ratios: dict = {}
-    p(f"{'ratios (Berth / peer)':<23} {'operation':<23} {'rps':>8} {'wrk p50':>8} {'seq p50':>8} {'cpu/req':>8}")
+    p(f"{'ratios (subject / peer)':<23} {'operation':<23} {'rps':>8} {'wrk p50':>8} {'seq p50':>8} "
+      f"{'srv p50':>8} {'cpu/req':>8}")
+    # Berth against its peers; then each IAM caller against the root on the
+    # same process (what authenticating and authorizing it costs).
+    pairs = [("berth", "ceiling", "Berth/ceiling"), ("berth", "moto", "Berth/moto")]
+    pairs += [(t, "berth", f"{t}/berth") for t in IAM_TARGETS]
     for op in OPERATIONS:
-        b = results.get(op, {}).get("berth")
-        if not b or "error" in b:
-            continue
-        for peer in ("ceiling", "moto"):
+        for subject, peer, label in pairs:
+            b = results.get(op, {}).get(subject)
             r = results.get(op, {}).get(peer)
-            if not r or "error" in r:
+            if not b or "error" in b or not r or "error" in r:
                 continue
             entry = {
                 "rps": ratio(b["throughput"]["rps"], r["throughput"]["rps"]),
                 "wrk_p50": ratio(b["throughput"]["latency"]["p50_ms"], r["throughput"]["latency"]["p50_ms"]),
                 "seq_p50": ratio(b["latency"]["client"]["p50_ms"], r["latency"]["client"]["p50_ms"]),
+                "srv_p50": ratio(b["latency"].get("server", {}).get("p50_ms"),
+                                 r["latency"].get("server", {}).get("p50_ms")),
                 "cpu_per_request": ratio(b["throughput"].get("server_cpu_us_per_request"),
                                          r["throughput"].get("server_cpu_us_per_request")),
             }
-            ratios.setdefault(op, {})[f"berth/{peer}"] = entry
-            p(f"{'Berth/' + peer:<23} {op:<23} {fmt_ratio(entry['rps']):>8} "
-              f"{fmt_ratio(entry['wrk_p50']):>8} {fmt_ratio(entry['seq_p50']):>8} {fmt_ratio(entry['cpu_per_request']):>8}")
-    p("  (rps ratio: higher is better for Berth; p50 and cpu/req ratios: lower is better, < 1 means Berth")
-    p("   answers faster / spends less CPU per request)")
+            ratios.setdefault(op, {})[label.lower()] = entry
+            p(f"{label:<23} {op:<23} {fmt_ratio(entry['rps']):>8} {fmt_ratio(entry['wrk_p50']):>8} "
+              f"{fmt_ratio(entry['seq_p50']):>8} {fmt_ratio(entry['srv_p50']):>8} {fmt_ratio(entry['cpu_per_request']):>8}")
+    p("  (rps ratio: higher is better for the subject; p50 and cpu/req ratios: lower is better, < 1 means the")
+    p("   subject answers faster / spends less CPU per request; berth-user/berth and berth-session/berth are")
+    p("   the cost of a non-root caller on the same server: 1.00x = authorization is free)")
+    deltas = []
+    for op in OPERATIONS:
+        base = results.get(op, {}).get("berth")
+        for t in IAM_TARGETS:
+            r = results.get(op, {}).get(t)
+            if not base or "error" in base or not r or "error" in r:
+                continue
+
+            def diff(get, scale=1.0):
+                a, b = get(r), get(base)
+                return None if a is None or b is None else (a - b) * scale
+
+            cpu = diff(lambda x: x["throughput"].get("server_cpu_us_per_request"))
+            srv = diff(lambda x: x["latency"].get("server", {}).get("p50_ms"), 1000)
+            ratios.setdefault(op, {})[f"{t}/berth"]["extra_us"] = {"cpu_per_request": cpu, "srv_p50": srv}
+            deltas.append(f"  {t:<13} {op:<23} CPU/req {fmt(cpu, '+.0f', ' us'):>9}   srv p50 {fmt(srv, '+.0f', ' us'):>9}")
+    if deltas:
+        p("Extra per request of an IAM caller over the root key (same process; authentication + authorization):")
+        lines.extend(deltas)
     p("")
 
     targets = {}
@@ -685,8 +870,8 @@ def other_cpu_share(start) -> float | None:
 
 def main() -> int:
     for t in TARGETS:
-        if t not in ("ceiling", "berth", "moto"):
-            raise BenchError(f"unknown target {t!r} in BENCH_TARGETS")
+        if t not in ALL_TARGETS:
+            raise BenchError(f"unknown target {t!r} in BENCH_TARGETS (known: {','.join(ALL_TARGETS)})")
     for path, what in ((BERTH_BIN, "berth"), (CEILING_BIN, "hello-ceiling")):
         if not os.access(path, os.X_OK):
             raise BenchError(f"{what} binary not found at {path} (run bench/api.sh, which builds it)")
@@ -704,14 +889,20 @@ def main() -> int:
         workdir = Path(tmp)
         try:
             starters = {"ceiling": start_ceiling, "berth": start_berth, "moto": start_moto}
-            for target in TARGETS:
+            # berth-user and berth-session are callers of berth's process.
+            server_of = {t: "berth" if t in BERTH_TARGETS else t for t in TARGETS}
+            for target in dict.fromkeys(server_of.values()):
                 try:
                     server, port = starters[target](workdir)
-                    ports[target] = port
-                    pids[target] = server.pid
+                    for t, s in server_of.items():
+                        if s == target:
+                            ports[t], pids[t] = port, server.pid
                     log(f"{target} listening on 127.0.0.1:{port}")
                     if target in ("berth", "moto"):
                         create_cluster(target, port)
+                    if target == "berth" and any(t in IAM_TARGETS for t in TARGETS):
+                        CREDENTIALS.update(setup_iam(port))
+                        log("berth: IAM user bench-user and role bench-role made; session of bench-role assumed")
                 except (BenchError, OSError, botocore.exceptions.BotoCoreError) as e:
                     if target != "moto":
                         raise

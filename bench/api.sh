@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # API benchmark: DescribeClusters and RegisterTaskDefinition latency and
-# throughput against Berth, moto_server and a bare hyper server (the
-# ceiling), in one run on this machine, with the ratios. See bench/README.md.
+# throughput against Berth (as the root, an IAM user and an STS session: what
+# authorization costs), moto_server and a bare hyper server (the ceiling), in
+# one run on this machine, with the ratios. See bench/README.md.
 #
 #   bench/api.sh
 #
 # Installs what it needs when missing (wrk from Debian; bench/.venv with the
 # pinned boto3 + moto[server] of bench/requirements.txt), builds the release
 # binaries (berth, hello-ceiling), then runs bench/api.py. All traffic stays
-# on 127.0.0.1. Takes about 2.5 minutes with the defaults.
+# on 127.0.0.1. Takes about 4 minutes with the defaults.
 #
 # Environment (see bench/api.py for all):
 #   BENCH_SECONDS      wrk duration per run (default 10)

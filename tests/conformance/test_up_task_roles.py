@@ -83,7 +83,11 @@ def test_a_container_gets_its_task_roles_credentials_and_is_that_role(berth, ecs
         networkMode=network_mode,
         containerDefinitions=[{"name": "app", "image": IMAGE_REF, "memory": 32, "essential": True, "command": ["sh", "-c", FETCH]}],
     )
-    (task,) = ecs.run_task(cluster=CLUSTER, taskDefinition=family)["tasks"]
+    extra = {}
+    if network_mode == "awsvpc":
+        subnet = berth.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
+        extra["networkConfiguration"] = {"awsvpcConfiguration": {"subnets": [subnet]}}
+    (task,) = ecs.run_task(cluster=CLUSTER, taskDefinition=family, **extra)["tasks"]
     arn = task["taskArn"]
     task_id = arn.rsplit("/", 1)[1]
     wait_for(ecs, "tasks_running", [arn])

@@ -340,7 +340,7 @@ def _start_up(data_dir: Path, bridge: str, subnet: str, dynamic_ports: tuple[int
             [str(berth_binary()), "up", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir),
              "--bridge", bridge, "--bridge-subnet", subnet, "--cgroup-prefix", bridge,
              "--dynamic-host-port-range", f"{dynamic_ports[0]}-{dynamic_ports[1]}",
-             "--pull-policy", "prefer-cached", *extra_args],
+             "--pull-policy", "prefer-cached", "--task-endpoint-port", "0", *extra_args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=stderr,

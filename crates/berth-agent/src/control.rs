@@ -2,7 +2,7 @@
 //! poll, behind [`ControlPlane`] so the task engine can be tested against
 //! an in-process server and simulated hosts can share one.
 
-use berth_agent_protocol::{PollRequest, PollResponse, POLL_HOLD_SECS, POLL_PATH};
+use berth_agent_protocol::{PollRequest, PollResponse, RoleCredentials, POLL_HOLD_SECS, POLL_PATH};
 use http::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use std::fmt;
@@ -10,6 +10,15 @@ use std::time::{Duration, SystemTime};
 
 const ECS_TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113";
 const JSON_1_1: &str = "application/x-amz-json-1.1";
+const ECR_GET_AUTHORIZATION_TOKEN: &str = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";
+
+/// Who signs a request, for which service.
+struct Signer<'a> {
+    access_key_id: &'a str,
+    secret_access_key: &'a str,
+    session_token: Option<&'a str>,
+    service: &'a str,
+}
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ControlError {
@@ -38,6 +47,14 @@ pub trait ControlPlane: Send + Sync {
     async fn call(&self, operation: &str, body: Value) -> Result<Value, ControlError>;
     /// One long poll: returns within [`POLL_HOLD_SECS`] (plus latency).
     async fn poll(&self, req: &PollRequest) -> Result<PollResponse, ControlError>;
+    /// ECR's `GetAuthorizationToken`: the logins of the private registries
+    /// the server hands out, asked for with `session` (a task's execution
+    /// role) or, for a task without one, with the agent's own credentials.
+    /// A control plane with no registries answers none.
+    async fn registry_authorization(&self, session: Option<&RoleCredentials>) -> Result<Value, ControlError> {
+        let _ = session;
+        Ok(serde_json::json!({ "authorizationData": [] }))
+    }
 }
 
 /// AWS credentials the agent signs with.
@@ -92,6 +109,16 @@ impl HttpControlPlane {
     }
 
     async fn post(&self, path: &str, target: Option<&str>, body: Vec<u8>) -> Result<Value, ControlError> {
+        let signer = Signer {
+            access_key_id: &self.credentials.access_key_id,
+            secret_access_key: &self.credentials.secret_access_key,
+            session_token: None,
+            service: "ecs",
+        };
+        self.post_as(&signer, path, target, body).await
+    }
+
+    async fn post_as(&self, signer: &Signer<'_>, path: &str, target: Option<&str>, body: Vec<u8>) -> Result<Value, ControlError> {
         let mut headers = HeaderMap::new();
         let value = |s: &str| HeaderValue::from_str(s).map_err(|e| ControlError::Unreachable(e.to_string()));
         headers.insert(http::header::HOST, value(&self.host)?);
@@ -101,12 +128,12 @@ impl HttpControlPlane {
         }
         let params = berth_sigv4::signer::SigningParams {
             credentials: berth_sigv4::signer::Credentials {
-                access_key_id: &self.credentials.access_key_id,
-                secret_access_key: &self.credentials.secret_access_key,
-                session_token: None,
+                access_key_id: signer.access_key_id,
+                secret_access_key: signer.secret_access_key,
+                session_token: signer.session_token,
             },
             region: &self.region,
-            service: "ecs",
+            service: signer.service,
             time: SystemTime::now(),
         };
         berth_sigv4::signer::sign("POST", path, "", &mut headers, &body, &params)
@@ -150,6 +177,24 @@ impl ControlPlane for HttpControlPlane {
         let body = serde_json::to_vec(req).map_err(|e| ControlError::Decode(e.to_string()))?;
         let v = self.post(POLL_PATH, None, body).await?;
         serde_json::from_value(v).map_err(|e| ControlError::Decode(e.to_string()))
+    }
+
+    async fn registry_authorization(&self, session: Option<&RoleCredentials>) -> Result<Value, ControlError> {
+        let signer = match session {
+            Some(s) => Signer {
+                access_key_id: &s.access_key_id,
+                secret_access_key: &s.secret_access_key,
+                session_token: Some(&s.session_token),
+                service: "ecr",
+            },
+            None => Signer {
+                access_key_id: &self.credentials.access_key_id,
+                secret_access_key: &self.credentials.secret_access_key,
+                session_token: None,
+                service: "ecr",
+            },
+        };
+        self.post_as(&signer, "/", Some(ECR_GET_AUTHORIZATION_TOKEN), b"{}".to_vec()).await
     }
 }
 

@@ -64,11 +64,20 @@ pub struct Engine {
     /// Finished tasks, kept until their cleanup time.
     finished: HashMap<String, TaskRecord>,
     instance_arn: Option<String>,
+    /// The task endpoint's server, when this agent runs one; ends with
+    /// [`Engine::run`].
+    task_endpoint: Option<JoinHandle<()>>,
 }
 
 impl Engine {
     pub fn new(cfg: EngineConfig, host: Arc<Host>, control: Arc<dyn ControlPlane>) -> Engine {
-        Engine { cfg, host, control, workers: HashMap::new(), finished: HashMap::new(), instance_arn: None }
+        Engine { cfg, host, control, workers: HashMap::new(), finished: HashMap::new(), instance_arn: None, task_endpoint: None }
+    }
+
+    /// Hands the engine the task endpoint's serving task, to stop with it.
+    pub fn with_task_endpoint(mut self, server: JoinHandle<()>) -> Engine {
+        self.task_endpoint = Some(server);
+        self
     }
 
     pub fn container_instance_arn(&self) -> Option<&str> {
@@ -174,6 +183,9 @@ impl Engine {
     /// Reconcile local workers against the complete desired state.
     pub fn apply(&mut self, desired: &DesiredState) {
         self.reap();
+        // Every answer carries fresh sessions; they never reach a worker
+        // (nor its record on disk), only the endpoint's memory.
+        self.host.endpoints.set_credentials(&desired.tasks);
         let mut listed = std::collections::HashSet::new();
         for task in &desired.tasks {
             listed.insert(task.task_arn.clone());
@@ -181,7 +193,7 @@ impl Engine {
                 w.desired.send_if_modified(|cur| {
                     let changed = cur.desired_status != task.desired_status || cur.generation != task.generation;
                     if changed {
-                        *cur = task.clone();
+                        *cur = crate::task_endpoint::env::without_secrets(task);
                     }
                     changed
                 });
@@ -235,6 +247,7 @@ impl Engine {
     /// Forgets a stopped task: its containers' state and logs, and its record.
     fn clean_up(&self, record: TaskRecord) {
         let host = self.host.clone();
+        host.endpoints.remove_task(&record.desired.task_arn);
         tokio::spawn(async move {
             for c in &record.containers {
                 if let Err(e) = host.runtime.delete(&c.runtime_id).await {
@@ -290,6 +303,9 @@ impl Engine {
         reporting.abort();
         for (_, w) in self.workers.drain() {
             w.join.abort();
+        }
+        if let Some(server) = self.task_endpoint.take() {
+            server.abort();
         }
         Ok(())
     }

@@ -13,7 +13,8 @@
 //! - shell: [`worker`] (one task's life), [`engine`] (registration,
 //!   recovery, the poll loop, fencing), [`report`] (state changes to the
 //!   server), [`control`] (the signed HTTP client), [`images`], [`state`]
-//!   (records on disk), [`logs`] (`berth logs`).
+//!   (records on disk), [`logs`] (`berth logs`), [`task_endpoint`] (role
+//!   credentials and task metadata at 169.254.170.2).
 
 pub mod control;
 pub mod depends;
@@ -27,6 +28,7 @@ pub mod report;
 pub mod sim;
 pub mod spec_build;
 pub mod state;
+pub mod task_endpoint;
 pub mod worker;
 
 mod setup;

@@ -377,6 +377,7 @@ pub(crate) fn desired_for_tests(task_arn: &str, task_definition: Value, override
         overrides,
         host_ports: vec![],
         generation: 1,
+        credentials: None,
     }
 }
 

@@ -7,11 +7,13 @@ use crate::host::HostResources;
 use crate::images::{RealImages, RegistryAuth};
 use crate::report::Reporter;
 use crate::state::TaskFiles;
+use crate::task_endpoint::{CgroupV1Stats, EndpointRegistry, HostInfo};
 use crate::worker::Host;
 use berth_clock::Clock;
 use berth_image::{ContentStore, ImageService, OverlaySnapshotter, PullPolicy, RegistryClient, RegistryConfig};
 use berth_net::{BridgeConfig, LinuxNetwork, Network};
 use berth_runtime::{RuncConfig, RuncRuntime, V1Cgroups};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +86,12 @@ pub struct AgentConfig {
     pub helper_exe: PathBuf,
     pub cgroup_prefix: String,
     pub task_cleanup_wait: Duration,
+    /// Where the task endpoint (role credentials, task metadata) listens;
+    /// containers reach it at 169.254.170.2:80 through a redirect. Port 0
+    /// picks a free port (several agents on one machine); `None` serves
+    /// nothing. Must be an IPv4 address of the host (the redirect is an
+    /// IPv4 DNAT), normally 127.0.0.1.
+    pub task_endpoint: Option<SocketAddr>,
 }
 
 fn hostname() -> String {
@@ -114,7 +122,37 @@ pub async fn build_engine(
     let registry = RegistryClient::new(RegistryConfig { insecure_registries: cfg.insecure_registries.clone(), ..RegistryConfig::default() })
         .map_err(|e| setup_err("registry client")(e.to_string()))?;
     let snapshotter = Arc::new(OverlaySnapshotter::new(layout.rootfs()).map_err(|e| setup_err("root filesystems")(e.to_string()))?);
-    let images = Arc::new(RealImages::new(ImageService::new(store, registry), snapshotter, cfg.registry_auth.clone()));
+    let images = Arc::new(
+        RealImages::new(ImageService::new(store, registry), snapshotter, cfg.registry_auth.clone()).with_registry_logins(control.clone()),
+    );
+    let availability_zone = cfg.availability_zone.clone().unwrap_or_else(|| format!("{}a", cfg.region));
+    let endpoints = Arc::new(EndpointRegistry::new(HostInfo { cluster: cfg.cluster.clone(), availability_zone: availability_zone.clone() }));
+    let endpoint_server = match cfg.task_endpoint {
+        None => {
+            // A redirect an earlier agent left would lead nowhere.
+            network.set_credentials_endpoint(None).await.map_err(|e| setup_err("removing the 169.254.170.2 redirect")(e.to_string()))?;
+            None
+        }
+        Some(addr) => {
+            let SocketAddr::V4(_) = addr else {
+                return Err(setup_err("the task endpoint")(format!("{addr} is not an IPv4 address: the 169.254.170.2 redirect is IPv4")));
+            };
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                setup_err(format!("listening for the task endpoint on {addr} (choose another with --task-endpoint-port)"))(e.to_string())
+            })?;
+            let bound = listener.local_addr().map_err(|e| setup_err("the task endpoint's address")(e.to_string()))?;
+            let SocketAddr::V4(bound_v4) = bound else {
+                return Err(setup_err("the task endpoint")(format!("bound to {bound}, not IPv4")));
+            };
+            network
+                .set_credentials_endpoint(Some(bound_v4))
+                .await
+                .map_err(|e| setup_err("redirecting 169.254.170.2 to the task endpoint")(e.to_string()))?;
+            tracing::info!(address = %bound, "task endpoint listening (containers reach it at 169.254.170.2)");
+            let stats = Arc::new(CgroupV1Stats::new("/sys/fs/cgroup", "/proc", clock.clone()));
+            Some(tokio::spawn(crate::task_endpoint::serve(listener, endpoints.clone(), stats)))
+        }
+    };
     let host = Arc::new(Host {
         cluster: cfg.cluster.clone(),
         runtime,
@@ -126,8 +164,8 @@ pub async fn build_engine(
         files: TaskFiles::open(layout.tasks()).map_err(|e| setup_err("task records")(e.to_string()))?,
         pull_policy: cfg.pull_policy,
         boot_id: crate::state::boot_id(),
+        endpoints,
     });
-    let availability_zone = cfg.availability_zone.clone().unwrap_or_else(|| format!("{}a", cfg.region));
     let engine_cfg = EngineConfig {
         cluster: cfg.cluster,
         region: cfg.region,
@@ -141,7 +179,11 @@ pub async fn build_engine(
         state_dir: layout.agent(),
         task_cleanup_wait: cfg.task_cleanup_wait,
     };
-    Ok(Engine::new(engine_cfg, host, control))
+    let engine = Engine::new(engine_cfg, host, control);
+    Ok(match endpoint_server {
+        Some(server) => engine.with_task_endpoint(server),
+        None => engine,
+    })
 }
 
 /// Reads saved instance credentials (`None` when there are none yet).

@@ -10,6 +10,7 @@ use crate::host::HostResources;
 use crate::images::FakeImages;
 use crate::report::Reporter;
 use crate::state::TaskFiles;
+use crate::task_endpoint::{EndpointRegistry, HostInfo};
 use crate::worker::Host;
 use berth_clock::Clock;
 use berth_image::{ImageConfig, PullPolicy};
@@ -57,6 +58,11 @@ pub fn sim_host(spec: SimHostSpec, control: Arc<dyn ControlPlane>, clock: Arc<dy
         files: TaskFiles::open(spec.state_dir.join("tasks")).map_err(|e| err(&e))?,
         pull_policy: PullPolicy::PreferCached,
         boot_id: "simulated".into(),
+        // Simulated hosts serve no endpoint (they bind no port).
+        endpoints: Arc::new(EndpointRegistry::new(HostInfo {
+            cluster: spec.cluster.clone(),
+            availability_zone: spec.availability_zone.clone(),
+        })),
     });
     let cfg = EngineConfig {
         cluster: spec.cluster,

@@ -31,6 +31,9 @@ pub struct SpecInputs<'a> {
     pub user: User,
     /// KEY=VALUE pairs read from the container's environment files.
     pub env_file_vars: Vec<(String, String)>,
+    /// What the agent itself sets (the task endpoint's variables): these
+    /// win over the definition's, as the ECS agent's do.
+    pub agent_env: Vec<(String, String)>,
     pub cgroups_path: String,
 }
 
@@ -71,9 +74,10 @@ pub fn build(task: &TaskPlan, plan: &ContainerPlan, inputs: SpecInputs<'_>) -> R
         return Err(BuildError::NoCommand(plan.name.clone()));
     }
     let mut spec = ContainerSpec::new(plan.runtime_id.clone(), inputs.rootfs, args);
-    // Image env, then environment files, then the definition's environment.
+    // Image env, then environment files, then the definition's
+    // environment, then the agent's.
     let mut env = image_env(inputs.image);
-    for (k, v) in inputs.env_file_vars.iter().chain(plan.environment.iter()) {
+    for (k, v) in inputs.env_file_vars.iter().chain(plan.environment.iter()).chain(inputs.agent_env.iter()) {
         set(&mut env, k, v);
     }
     if !env.iter().any(|(k, _)| k == "PATH") {
@@ -200,6 +204,7 @@ mod tests {
             network,
             user: User::root(),
             env_file_vars: vec![("A".into(), "file".into()), ("F".into(), "f".into())],
+            agent_env: vec![("AWS_EXECUTION_ENV".into(), "AWS_ECS_EC2".into())],
             cgroups_path: "/berth/t/c".into(),
         }
     }
@@ -223,12 +228,13 @@ mod tests {
     fn environment_precedence_limits_and_namespaces() {
         let img = image();
         let p = task(json!({"networkMode": "bridge", "containerDefinitions": [{"name": "a", "image": "x",
-            "environment": [{"name": "F", "value": "def"}], "memory": 64, "memoryReservation": 32, "cpu": 0,
+            "environment": [{"name": "F", "value": "def"}, {"name": "AWS_EXECUTION_ENV", "value": "mine"}], "memory": 64, "memoryReservation": 32, "cpu": 0,
             "links": ["db:database"], "ulimits": [{"name": "nofile", "softLimit": 10, "hardLimit": 20}]}]}));
         let n = net(NetworkMode::Bridge);
         let s = build(&p, &p.containers[0], inputs(&img, &n)).unwrap();
         let env: std::collections::HashMap<_, _> = s.env.iter().cloned().collect();
         assert_eq!((env["PATH"].as_str(), env["A"].as_str(), env["F"].as_str()), ("/bin", "file", "def"));
+        assert_eq!(env["AWS_EXECUTION_ENV"], "AWS_ECS_EC2", "the agent's variables win");
         assert_eq!(s.resources.memory_limit_bytes, Some(64 * MIB));
         assert_eq!(s.resources.memory_reservation_bytes, Some(32 * MIB));
         assert_eq!(s.resources.cpu_shares, Some(2));

@@ -52,6 +52,12 @@ pub struct ContainerRecord {
     /// It will never run: its image, its start or its dependencies failed.
     #[serde(default)]
     pub failed: bool,
+    /// The unguessable id in the container's metadata URIs
+    /// (`ECS_CONTAINER_METADATA_URI_V4`); kept for the container's life
+    /// because it is baked into its environment. Empty in records of
+    /// agents that predate the endpoint (filled in when read).
+    #[serde(default)]
+    pub endpoint_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,6 +97,7 @@ impl ContainerRecord {
             health: HealthState::default(),
             started_at: None,
             failed: false,
+            endpoint_id: crate::task_endpoint::new_id(),
         }
     }
 }

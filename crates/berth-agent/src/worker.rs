@@ -16,6 +16,7 @@ use crate::plan::{self, ContainerPlan, TaskPlan};
 use crate::report::Reporter;
 use crate::spec_build::{self, SpecInputs};
 use crate::state::{ContainerPhase, ContainerRecord, Phase, TaskFiles, TaskRecord};
+use crate::task_endpoint::{self, EndpointRegistry};
 use berth_agent_protocol::DesiredTask;
 use berth_clock::Clock;
 use berth_image::PullPolicy;
@@ -44,6 +45,8 @@ pub struct Host {
     pub files: TaskFiles,
     pub pull_policy: PullPolicy,
     pub boot_id: String,
+    /// What the task endpoint serves; workers publish their tasks' metadata.
+    pub endpoints: Arc<EndpointRegistry>,
 }
 
 impl Host {
@@ -58,8 +61,10 @@ enum Event {
     Health { name: String, passed: bool },
 }
 
-/// A fresh record for a task this host has not seen.
+/// A fresh record for a task this host has not seen. Role sessions are
+/// never kept in it (it is written to disk).
 pub fn new_record(desired: DesiredTask, boot_id: &str) -> TaskRecord {
+    let desired = task_endpoint::env::without_secrets(&desired);
     let containers = match plan::plan(&desired) {
         Ok(p) => p
             .containers
@@ -94,6 +99,8 @@ struct Worker {
     next_check: HashMap<String, Instant>,
     specs: HashMap<String, ContainerSpec>,
     last_report: Option<Value>,
+    /// Running containers' init processes, by name (for statistics).
+    pids: HashMap<String, u32>,
 }
 
 /// Runs the task until it is STOPPED and reported; returns its final
@@ -114,7 +121,14 @@ pub async fn run(host: Arc<Host>, record: TaskRecord, desired: watch::Receiver<D
         next_check: HashMap::new(),
         specs: HashMap::new(),
         last_report: None,
+        pids: HashMap::new(),
     };
+    // Records of agents that predate the task endpoint.
+    for c in &mut w.record.containers {
+        if c.endpoint_id.is_empty() {
+            c.endpoint_id = task_endpoint::new_id();
+        }
+    }
     if let Err(e) = plan {
         w.record.stop_reason.get_or_insert_with(|| format!("TaskFailedToStart: {e}"));
     }
@@ -160,7 +174,10 @@ impl Worker {
                 continue;
             }
             match self.host.runtime.state(&id).await {
-                Ok(ContainerState::Running { .. } | ContainerState::Starting) => {
+                Ok(state @ (ContainerState::Running { .. } | ContainerState::Starting)) => {
+                    if let ContainerState::Running { pid } = state {
+                        self.pids.insert(name.clone(), pid);
+                    }
                     let c = &mut self.record.containers[i];
                     c.phase = ContainerPhase::Running;
                     c.started_at.get_or_insert(now);
@@ -288,11 +305,14 @@ impl Worker {
         self.record.pull_started_at.get_or_insert(now);
         self.publish();
         let mut pulls = JoinSet::new();
+        // Fresh from the last poll answer: the execution role's session.
+        let session = self.host.endpoints.execution_role(&self.record.desired.task_arn);
         for image in wanted {
             let images = self.host.images.clone();
             let policy = self.host.pull_policy;
+            let session = session.clone();
             pulls.spawn(async move {
-                let r = images.ensure(&image, policy).await;
+                let r = images.ensure(&image, policy, session.as_ref()).await;
                 (image, r)
             });
         }
@@ -350,12 +370,14 @@ impl Worker {
                 .map_err(|e| format!("ResourceInitializationError: failed to read env file {path}: {e}"))?;
             env_file_vars.extend(spec_build::parse_env_file(&text));
         }
+        let endpoint_id = self.record.containers.iter().find(|r| r.name == c.name).map(|r| r.endpoint_id.clone()).unwrap_or_default();
         let inputs = SpecInputs {
             image: &image.config,
             rootfs: &rootfs,
             network: net,
             user,
             env_file_vars,
+            agent_env: task_endpoint::env::container_env(&self.record.desired, &endpoint_id),
             cgroups_path: self.host.cgroups.container_path(&plan.task_id, &c.runtime_id),
         };
         spec_build::build(plan, c, inputs).map_err(|e| format!("CannotCreateContainerError: {e}"))
@@ -418,7 +440,8 @@ impl Worker {
             return;
         };
         match self.host.runtime.start(&spec).await {
-            Ok(_pid) => {
+            Ok(pid) => {
+                self.pids.insert(c.name.clone(), pid);
                 let now = self.host.now();
                 if let Some(r) = self.record.container_mut(&c.name) {
                     r.phase = ContainerPhase::Running;
@@ -606,8 +629,17 @@ impl Worker {
         self.publish();
     }
 
-    /// Persists the record and queues its report when it changed.
+    /// Persists the record and queues its report when it changed, and
+    /// shows the task's latest state on the task endpoint.
     fn publish(&mut self) {
+        self.pids.retain(|name, _| self.record.containers.iter().any(|c| &c.name == name && c.phase == ContainerPhase::Running));
+        let net = self.host.network.task_network(self.record.task_id());
+        let task_id = self.record.task_id().to_string();
+        let cgroups = self.host.cgroups.clone();
+        let meta = task_endpoint::metadata::task_meta(&self.record, self.plan.as_ref(), net.as_ref(), &self.pids, &|id| {
+            cgroups.container_path(&task_id, id)
+        });
+        self.host.endpoints.publish_task(meta);
         let body = report_body(&self.host.cluster, &self.record, self.plan());
         if self.last_report.as_ref() == Some(&body) {
             return;

@@ -11,6 +11,7 @@ use berth_agent::host::HostResources;
 use berth_agent::images::FakeImages;
 use berth_agent::report::Reporter;
 use berth_agent::state::TaskFiles;
+use berth_agent::task_endpoint::{EndpointRegistry, HostInfo};
 use berth_agent::worker::Host;
 use berth_agent_protocol::{PollRequest, PollResponse};
 use berth_ecs::Ecs;
@@ -39,6 +40,7 @@ impl ControlPlane for InProcess {
 struct Rig {
     control: Arc<InProcess>,
     runtime: Arc<FakeRuntime>,
+    images: Arc<FakeImages>,
     host: Arc<Host>,
     dir: tempfile::TempDir,
 }
@@ -62,14 +64,15 @@ async fn rig() -> Rig {
         runtime: runtime.clone(),
         network,
         cgroups: Arc::new(FakeCgroups::new()),
-        images,
+        images: images.clone(),
         clock: Arc::new(berth_clock::SystemClock),
         reporter: Reporter::new(),
         files: TaskFiles::open(dir.path().join("tasks")).unwrap(),
         pull_policy: PullPolicy::Default,
         boot_id: "boot-1".into(),
+        endpoints: Arc::new(EndpointRegistry::new(HostInfo { cluster: "demo".into(), availability_zone: "us-east-1a".into() })),
     });
-    Rig { control, runtime, host, dir }
+    Rig { control, runtime, images, host, dir }
 }
 
 impl Rig {
@@ -91,6 +94,7 @@ impl Rig {
             files: h.files.clone(),
             pull_policy: h.pull_policy,
             boot_id: "boot-2".into(),
+            endpoints: h.endpoints.clone(),
         })
     }
 
@@ -447,4 +451,135 @@ async fn stopped_tasks_are_cleaned_up_once_unlisted_and_past_the_wait() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("the stopped task's container and record were never cleaned up");
+}
+
+/// The server's part of task roles, stood in for: every poll answer gets
+/// freshly minted credentials for each running task (a new key each time).
+struct MintingControl {
+    inner: Arc<InProcess>,
+    minted: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl ControlPlane for MintingControl {
+    async fn call(&self, operation: &str, body: Value) -> Result<Value, ControlError> {
+        self.inner.call(operation, body).await
+    }
+    async fn poll(&self, req: &PollRequest) -> Result<PollResponse, ControlError> {
+        let mut answer = self.inner.poll(req).await?;
+        for t in &mut answer.desired.tasks {
+            if t.desired_status == "STOPPED" {
+                continue;
+            }
+            let n = self.minted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            t.credentials = Some(berth_agent_protocol::TaskCredentials {
+                credentials_id: format!("cid-{}", berth_agent::plan::task_id(&t.task_arn)),
+                task_role: Some(berth_agent_protocol::RoleCredentials {
+                    role_arn: "arn:aws:iam::123456789012:role/app".into(),
+                    access_key_id: format!("ASIA{n:016}"),
+                    secret_access_key: "s3cr3t-value".into(),
+                    session_token: "tok".into(),
+                    expiration: "2030-01-01T00:00:00Z".into(),
+                }),
+                execution_role: Some(berth_agent_protocol::RoleCredentials {
+                    role_arn: "arn:aws:iam::123456789012:role/exec".into(),
+                    access_key_id: format!("ASIAEXEC{n:012}"),
+                    secret_access_key: "exec-secret".into(),
+                    session_token: "tok".into(),
+                    expiration: "2030-01-01T00:00:00Z".into(),
+                }),
+                error: None,
+            });
+        }
+        Ok(answer)
+    }
+}
+
+struct NoStats;
+impl berth_agent::task_endpoint::StatsSource for NoStats {
+    fn container_stats(&self, _: &berth_agent::task_endpoint::registry::TaskMeta, _: &berth_agent::task_endpoint::registry::ContainerMeta) -> Option<Value> {
+        None
+    }
+}
+
+#[tokio::test]
+async fn a_task_with_a_role_gets_the_endpoint_in_its_environment_and_its_credentials_from_it() {
+    use berth_agent::task_endpoint::handler::handle;
+    let rig = rig().await;
+    rig.register_td(json!({"family": "roled", "networkMode": "bridge", "taskRoleArn": "arn:aws:iam::123456789012:role/app",
+        "containerDefinitions": [
+            {"name": "app", "image": "busybox", "memory": 32,
+             "environment": [{"name": "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "value": "/mine"}]},
+            {"name": "side", "image": "busybox", "memory": 32, "essential": false}
+        ]}))
+    .await;
+    let control = Arc::new(MintingControl { inner: rig.control.clone(), minted: Default::default() });
+    let cfg = EngineConfig {
+        cluster: "demo".into(),
+        region: "us-east-1".into(),
+        instance_type: "berth.test".into(),
+        availability_zone: "us-east-1a".into(),
+        hostname: "test-host".into(),
+        resources: HostResources { cpu_units: 2048, memory_mib: 4096 },
+        reserved_ports: vec![22],
+        reserved_ports_udp: vec![],
+        custom_attributes: vec![],
+        state_dir: rig.dir.path().to_path_buf(),
+        task_cleanup_wait: Duration::from_secs(3600),
+    };
+    let engine = Engine::new(cfg, rig.host.clone(), control);
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let join = tokio::spawn(async move { engine.run(async { let _ = rx.await; }).await.unwrap() });
+    rig.wait_instance().await;
+    let arn = rig.run_task("roled").await;
+    let t = rig.wait_status(&arn, "RUNNING").await;
+    let task_id = berth_agent::plan::task_id(&arn).to_string();
+
+    let spec = rig.runtime.spec(&runtime_id(&t, "app")).unwrap();
+    let env: std::collections::HashMap<_, _> = spec.env.iter().cloned().collect();
+    assert_eq!(env["AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"], format!("/v2/credentials/cid-{task_id}"), "the agent's value wins");
+    assert_eq!(env["AWS_EXECUTION_ENV"], "AWS_ECS_EC2");
+    let v4 = env["ECS_CONTAINER_METADATA_URI_V4"].clone();
+    let key = v4.strip_prefix("http://169.254.170.2/v4/").expect("a v4 metadata URI").to_string();
+    let side = rig.runtime.spec(&runtime_id(&t, "side")).unwrap();
+    assert!(side.env.iter().any(|(k, v)| k == "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI" && v.ends_with(&task_id)));
+    assert!(side.env.iter().any(|(k, v)| k == "ECS_CONTAINER_METADATA_URI_V4" && *v != v4), "each container has its own metadata id");
+
+    let ip: std::net::IpAddr = rig.host.network.task_network(&task_id).unwrap().ipv4.unwrap().into();
+    let path = format!("/v2/credentials/cid-{task_id}");
+    let first = handle(&rig.host.endpoints.view(), &NoStats, ip, "GET", &path);
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    assert_eq!(first.body["SecretAccessKey"], "s3cr3t-value");
+    // Every poll answer replaces the session.
+    let mut refreshed = false;
+    for _ in 0..100 {
+        let now = handle(&rig.host.endpoints.view(), &NoStats, ip, "GET", &path);
+        if now.body["AccessKeyId"] != first.body["AccessKeyId"] {
+            refreshed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refreshed, "the credentials were never refreshed");
+    assert_eq!(handle(&rig.host.endpoints.view(), &NoStats, "172.29.9.9".parse().unwrap(), "GET", &path).status, 400);
+
+    let meta = handle(&rig.host.endpoints.view(), &NoStats, ip, "GET", &format!("/v4/{key}/task"));
+    assert_eq!(meta.status, 200);
+    assert_eq!(meta.body["TaskARN"], arn.as_str());
+    assert_eq!(meta.body["KnownStatus"], "RUNNING");
+    assert_eq!(meta.body["Containers"].as_array().unwrap().len(), 2);
+    assert_eq!(meta.body["Containers"][0]["Networks"][0]["IPv4Addresses"][0], ip.to_string());
+
+    // The record on disk never holds a session.
+    let record = std::fs::read_to_string(rig.dir.path().join(format!("tasks/{task_id}.json"))).unwrap();
+    assert!(record.contains(&format!("cid-{task_id}")) && !record.contains("s3cr3t-value") && !record.contains("exec-secret"), "{record}");
+    // Its image was pulled with the execution role's session.
+    let sessions = rig.images.pull_sessions();
+    assert!(!sessions.is_empty() && sessions.iter().all(|s| s.as_deref().is_some_and(|k| k.starts_with("ASIAEXEC"))), "{sessions:?}");
+
+    rig.call("StopTask", json!({"cluster": "demo", "task": arn})).await;
+    rig.wait_status(&arn, "STOPPED").await;
+    assert_eq!(handle(&rig.host.endpoints.view(), &NoStats, ip, "GET", &path).status, 400, "a stopped task's credentials are gone");
+    let _ = stop.send(());
+    join.await.unwrap();
 }

@@ -161,6 +161,10 @@ impl Machine {
             files: TaskFiles::open(self.state_dir.join("tasks")).unwrap(),
             pull_policy: PullPolicy::PreferCached,
             boot_id: "simulated".into(),
+            endpoints: Arc::new(berth_agent::task_endpoint::EndpointRegistry::new(berth_agent::task_endpoint::HostInfo {
+                cluster: CLUSTER.into(),
+                availability_zone: "us-east-1a".into(),
+            })),
         });
         let cfg = EngineConfig {
             cluster: CLUSTER.into(),

@@ -277,33 +277,9 @@ fn tg_in_use(s: &State, arn: &str) -> bool {
 }
 
 /// Marker/PageSize paging over an already filtered list: the marker is the
-/// index of the next item.
+/// index of the next item. PageSize is 1..=400, default 400.
 fn page<T: Clone>(f: &Form, items: &[T]) -> Result<(Vec<T>, Option<String>), Elbv2Error> {
-    let size = match f.int("PageSize")? {
-        None => 400,
-        Some(n) if (1..=400).contains(&n) => n as usize,
-        Some(n) => {
-            let bound = if n < 1 {
-                "greater than or equal to 1"
-            } else {
-                "less than or equal to 400"
-            };
-            return Err(v(format!(
-                "1 validation error detected: Value '{n}' at 'pageSize' failed to satisfy constraint: Member must have value {bound}"
-            )));
-        }
-    };
-    let start = match f.get("Marker") {
-        None => 0,
-        Some(m) => m
-            .parse::<usize>()
-            .ok()
-            .filter(|i| *i <= items.len())
-            .ok_or_else(|| v("Invalid marker"))?,
-    };
-    let end = (start + size).min(items.len());
-    let next = (end < items.len()).then(|| end.to_string());
-    Ok((items[start..end].to_vec(), next))
+    Ok(f.page(items.to_vec(), "PageSize", 400, 400)?)
 }
 
 // ---- load balancers ----

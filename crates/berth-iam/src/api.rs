@@ -204,7 +204,7 @@ fn tag_keys(cx: &Ctx) -> Result<Vec<String>, IamError> {
 
 /// The Tags of a Tag call (required, at least one).
 fn required_tags(cx: &Ctx) -> Result<Vec<crate::model::Tag>, IamError> {
-    let tags = cx.form.tags("Tags")?;
+    let tags = form::tags(&cx.form, "Tags")?;
     if tags.is_empty() {
         cx.form.required("Tags")?;
     }

@@ -3,11 +3,14 @@
 //! * [`target`]: which service and operation an `X-Amz-Target` names.
 //! * [`json`]: AWS JSON 1.0/1.1 bodies and error bodies.
 //! * [`query`]: the query protocol's form bodies and XML errors.
+//! * [`query_form`]: a decoded query form as a nested view (`Name.member.N`
+//!   lists, sub-structures, scalars, Marker paging), shared by ELBv2 and IAM.
 //! * [`ServiceError`]: what every service's error enum implements so the
 //!   front door can render it in the right protocol.
 
 pub mod json;
 pub mod query;
+pub mod query_form;
 pub mod target;
 pub mod xml_writer;
 

@@ -1,109 +1,42 @@
-//! IAM's query-protocol parameters: scalars, `Name.member.N` lists, tags,
-//! and Marker/MaxItems paging.
-//!
-//! (berth-elbv2 has a richer `Form` for deeply nested shapes, tied to its
-//! own error type; IAM's inputs are flat, so this one stays small.)
+//! IAM's query-protocol parameters: [`berth_wire::query_form::Form`]
+//! (scalars, `Name.member.N` lists, Marker paging) plus IAM's tags and its
+//! MaxItems page size.
 
 use crate::error::IamError;
 use crate::model::Tag;
-use std::collections::BTreeMap;
+pub use berth_wire::query_form::{Form, FormError};
 
-pub struct Form(BTreeMap<String, String>);
-
-impl Form {
-    pub fn from_params(params: &[(String, String)]) -> Form {
-        Form(params.iter().cloned().collect())
+/// The shared wording is IAM's.
+impl From<FormError> for IamError {
+    fn from(e: FormError) -> Self {
+        IamError::Validation(e.to_string())
     }
+}
 
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
-    }
-
-    /// A required scalar; missing answers AWS's "must not be null" wording.
-    pub fn required(&self, key: &str) -> Result<&str, IamError> {
-        self.get(key).ok_or_else(|| {
-            IamError::Validation(format!(
-                "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
-                lower_first(key)
-            ))
-        })
-    }
-
-    pub fn int(&self, key: &str) -> Result<Option<i64>, IamError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| {
-                IamError::Validation(format!(
-                    "Invalid value '{v}' for parameter {key}: not an integer"
-                ))
-            }),
+/// `prefix.member.N.Key` / `.Value`, in index order; a tag without a
+/// key is a validation error, one without a value has value "".
+pub fn tags(form: &Form, prefix: &str) -> Result<Vec<Tag>, IamError> {
+    let mut out: Vec<Tag> = Vec::new();
+    for (i, m) in form.members(prefix).into_iter().enumerate() {
+        let Some(key) = m.get("Key") else {
+            return Err(IamError::Validation(format!(
+                "1 validation error detected: Value null at 'tags.{}.member.key' failed to satisfy constraint: Member must not be null",
+                i + 1
+            )));
+        };
+        check_tag(key, m.get("Value").unwrap_or(""))?;
+        if out.iter().any(|t| t.key == key) {
+            return Err(IamError::InvalidInput(
+                "Duplicate tag keys found. Please note that Tag keys are case insensitive."
+                    .into(),
+            ));
         }
+        out.push(Tag {
+            key: key.to_string(),
+            value: m.get("Value").unwrap_or("").to_string(),
+        });
     }
-
-    pub fn bool(&self, key: &str) -> Result<Option<bool>, IamError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some("true") => Ok(Some(true)),
-            Some("false") => Ok(Some(false)),
-            Some(v) => Err(IamError::Validation(format!(
-                "Invalid value '{v}' for parameter {key}: not a boolean"
-            ))),
-        }
-    }
-
-    /// The scalar members of `prefix.member.N`, in index order.
-    pub fn strings(&self, prefix: &str) -> Vec<String> {
-        self.members(prefix)
-            .into_iter()
-            .filter_map(|m| m.get("").map(str::to_string))
-            .collect()
-    }
-
-    /// `prefix.member.N.Key` / `.Value`, in index order; a tag without a
-    /// key is a validation error, one without a value has value "".
-    pub fn tags(&self, prefix: &str) -> Result<Vec<Tag>, IamError> {
-        let mut out: Vec<Tag> = Vec::new();
-        for (i, m) in self.members(prefix).into_iter().enumerate() {
-            let Some(key) = m.get("Key") else {
-                return Err(IamError::Validation(format!(
-                    "1 validation error detected: Value null at 'tags.{}.member.key' failed to satisfy constraint: Member must not be null",
-                    i + 1
-                )));
-            };
-            check_tag(key, m.get("Value").unwrap_or(""))?;
-            if out.iter().any(|t| t.key == key) {
-                return Err(IamError::InvalidInput(
-                    "Duplicate tag keys found. Please note that Tag keys are case insensitive."
-                        .into(),
-                ));
-            }
-            out.push(Tag {
-                key: key.to_string(),
-                value: m.get("Value").unwrap_or("").to_string(),
-            });
-        }
-        Ok(out)
-    }
-
-    fn members(&self, prefix: &str) -> Vec<Form> {
-        let head = format!("{prefix}.member.");
-        let mut by_index: BTreeMap<u64, Form> = BTreeMap::new();
-        for (k, v) in &self.0 {
-            let Some(rest) = k.strip_prefix(&head) else {
-                continue;
-            };
-            let (idx, field) = rest.split_once('.').unwrap_or((rest, ""));
-            let Ok(idx) = idx.parse::<u64>() else {
-                continue;
-            };
-            by_index
-                .entry(idx)
-                .or_insert_with(|| Form(BTreeMap::new()))
-                .0
-                .insert(field.to_string(), v.clone());
-        }
-        by_index.into_values().collect()
-    }
+    Ok(out)
 }
 
 fn check_tag(key: &str, value: &str) -> Result<(), IamError> {
@@ -125,48 +58,11 @@ fn check_tag(key: &str, value: &str) -> Result<(), IamError> {
     Ok(())
 }
 
-/// AWS names members in validation messages in camelCase.
-pub fn lower_first(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_lowercase().collect::<String>() + c.as_str(),
-        None => String::new(),
-    }
-}
-
 /// One page of an already filtered, stably ordered list, and the marker of
 /// the next page (the index of its first item) when there is one. IAM's
 /// MaxItems is 1..=1000, default 100.
 pub fn page<T>(form: &Form, items: Vec<T>) -> Result<(Vec<T>, Option<String>), IamError> {
-    let size = match form.int("MaxItems")? {
-        None => 100,
-        Some(n) if (1..=1000).contains(&n) => n as usize,
-        Some(n) => {
-            let bound = if n < 1 {
-                "greater than or equal to 1"
-            } else {
-                "less than or equal to 1000"
-            };
-            return Err(IamError::Validation(format!(
-                "1 validation error detected: Value '{n}' at 'maxItems' failed to satisfy constraint: Member must have value {bound}"
-            )));
-        }
-    };
-    let start = match form.get("Marker") {
-        None => 0,
-        Some(m) => m
-            .parse::<usize>()
-            .ok()
-            .filter(|i| *i <= items.len())
-            .ok_or_else(|| IamError::Validation("Invalid Marker.".into()))?,
-    };
-    let total = items.len();
-    let end = start.saturating_add(size).min(total);
-    let next = (end < total).then(|| end.to_string());
-    Ok((
-        items.into_iter().skip(start).take(end - start).collect(),
-        next,
-    ))
+    Ok(form.page(items, "MaxItems", 100, 1000)?)
 }
 
 #[cfg(test)]
@@ -192,9 +88,9 @@ mod tests {
             ("Tags.member.1.Value", "v1"),
         ]);
         assert_eq!(f.strings("TagKeys"), vec!["a", "b"]);
-        let tags = f.tags("Tags").unwrap();
+        let read = tags(&f, "Tags").unwrap();
         assert_eq!(
-            tags,
+            read,
             vec![
                 Tag {
                     key: "k1".into(),
@@ -206,11 +102,7 @@ mod tests {
                 }
             ]
         );
-        assert!(
-            form(&[("Tags.member.1.Key", "aws:x")])
-                .tags("Tags")
-                .is_err()
-        );
+        assert!(tags(&form(&[("Tags.member.1.Key", "aws:x")]), "Tags").is_err());
     }
 
     #[test]
@@ -221,7 +113,14 @@ mod tests {
         let (p, next) = page(&form(&[("MaxItems", "2"), ("Marker", "4")]), items.clone()).unwrap();
         assert_eq!((p, next), (vec![4], None));
         assert!(page(&form(&[("MaxItems", "0")]), items.clone()).is_err());
-        assert!(page(&form(&[("Marker", "x")]), items).is_err());
+        assert_eq!(
+            page(&form(&[("Marker", "x")]), items.clone()).unwrap_err().to_string(),
+            "Invalid Marker."
+        );
+        assert_eq!(
+            page(&form(&[("MaxItems", "x")]), items).unwrap_err().to_string(),
+            "Invalid value 'x' for parameter MaxItems: not an integer"
+        );
     }
 
     #[test]

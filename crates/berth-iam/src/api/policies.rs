@@ -50,7 +50,7 @@ pub async fn create(cx: &Ctx<'_>) -> Result<String, IamError> {
     if let Some(d) = &description {
         validate::description("description", d, 1000)?;
     }
-    let tags = cx.form.tags("Tags")?;
+    let tags = form::tags(&cx.form, "Tags")?;
     if tags.len() > 50 {
         return Err(IamError::LimitExceeded(
             "The number of tags has reached the maximum limit.".into(),

@@ -42,7 +42,7 @@ pub async fn create(cx: &Ctx<'_>) -> Result<String, IamError> {
     validate::name("userName", &name, 64)?;
     let path = cx.form.get("Path").unwrap_or("/").to_string();
     validate::path("path", &path)?;
-    let tags = cx.form.tags("Tags")?;
+    let tags = form::tags(&cx.form, "Tags")?;
     if tags.len() > 50 {
         return Err(IamError::LimitExceeded(
             "The number of tags has reached the maximum limit.".into(),

@@ -71,6 +71,9 @@ impl TestHost {
             format!("172.30.{}.0/24", subnet.third_octet),
             "--cgroup-prefix".into(),
             bridge.clone(),
+            // Parallel hosts on one machine: each its own task endpoint port.
+            "--task-endpoint-port".into(),
+            "0".into(),
         ];
         extra.extend(more.iter().map(|s| s.to_string()));
         let server = BerthServer::start_up(dir, extra);
@@ -331,6 +334,7 @@ impl NsAgent {
             .arg("--data-dir")
             .arg(data.path())
             .args(["--bridge", &bridge, "--cgroup-prefix", &bridge, "--availability-zone", az, "--pull-policy", "prefer-cached"])
+            .args(["--task-endpoint-port", "0"])
             .arg("--bridge-subnet")
             .arg(format!("172.30.{}.0/24", subnet.third_octet))
             .env("AWS_ACCESS_KEY_ID", &server.creds.access_key_id)

@@ -85,6 +85,8 @@ struct DesiredFields {
 #[derive(Deserialize)]
 struct InstanceStatus {
     status: String,
+    #[serde(default)]
+    agent: Option<String>,
 }
 
 /// The version [`desired_state`] would answer with, from two key reads.
@@ -110,6 +112,7 @@ pub async fn desired_state(
     else {
         return Err(unknown_instance());
     };
+    container_instances::check_agent_owns(ctx, instance.record.agent.as_deref(), "ecs:Poll", &current_arn(ctx, cluster, instance_id))?;
     let version = epoch.unwrap_or(0).max(instance.mod_revision);
     let entries = repo::load_all::<InstanceTaskEntry>(store, &keys.instance_tasks(cluster, instance_id)).await?;
     let mut definitions: HashMap<(String, u32), Value> = HashMap::new();
@@ -181,6 +184,12 @@ pub async fn poll(
     tokio::pin!(epoch_rang, instance_rang);
     epoch_rang.as_mut().enable();
     instance_rang.as_mut().enable();
+    // Before anything else: only the instance's own agent may poll it
+    // (and keep it alive).
+    let Some(owner) = repo::load::<InstanceStatus>(store, &keys.container_instance(&cluster, &id)).await? else {
+        return Err(unknown_instance());
+    };
+    container_instances::check_agent_owns(ctx, owner.record.agent.as_deref(), "ecs:Poll", &current_arn(ctx, &cluster, &id))?;
     liveness.touch(&current_arn(ctx, &cluster, &id), ctx.now);
     // Most polls find nothing new: compare versions (two key reads) before
     // building the whole desired state.

@@ -191,6 +191,31 @@ pub struct InstanceRecord {
     pub registered_at: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform_devices: Option<Value>,
+    /// The agent principal that registered the instance: only it may poll
+    /// the instance's desired state (with its tasks' role credentials) or
+    /// report for it. None when an administrator registered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+}
+
+/// The role agents' instance credentials are sessions of.
+pub const AGENT_ROLE_NAME: &str = "BerthInstanceRole";
+
+/// Whether `principal_arn` is an agent's instance credentials.
+pub fn is_agent(principal_arn: &str) -> bool {
+    principal_arn.contains(&format!(":assumed-role/{AGENT_ROLE_NAME}/"))
+}
+
+/// An agent may act only for the instances it registered; anyone else
+/// allowed the action (an administrator) may act for any.
+pub fn check_agent_owns(ctx: &RequestContext, owner: Option<&str>, action: &str, instance_arn: &str) -> EcsResult<()> {
+    match owner {
+        Some(owner) if is_agent(&ctx.principal_arn) && owner != ctx.principal_arn => Err(EcsError::AccessDenied(format!(
+            "User: {} is not authorized to perform: {action} on resource: {instance_arn} because the container instance belongs to another agent",
+            ctx.principal_arn
+        ))),
+        _ => Ok(()),
+    }
 }
 
 impl InstanceRecord {
@@ -651,6 +676,7 @@ pub async fn register(
         }
         let (record, expected) = match existing {
             Some((mut r, rev)) => {
+                check_agent_owns(ctx, r.agent.as_deref(), "ecs:RegisterContainerInstance", &r.container_instance_arn)?;
                 r.registered_resources = resources.clone();
                 r.attributes = attrs.clone();
                 if let Some(vi) = &req.version_info {
@@ -682,6 +708,7 @@ pub async fn register(
                         attributes: attrs.clone(),
                         registered_at: berth_clock::epoch_seconds(ctx.now),
                         platform_devices: req.platform_devices.clone(),
+                        agent: is_agent(&ctx.principal_arn).then(|| ctx.principal_arn.clone()),
                     },
                     None,
                 )

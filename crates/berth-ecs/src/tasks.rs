@@ -17,7 +17,7 @@
 //! STOPPED) keep showing them.
 
 use crate::clusters;
-use crate::container_instances::{self, InstanceTaskEntry, Liveness, new_hex_id, new_uuid};
+use crate::container_instances::{self, InstanceRecord, InstanceTaskEntry, Liveness, new_hex_id, new_uuid};
 use crate::context::RequestContext;
 use crate::error::{EcsError, EcsResult};
 use crate::input;
@@ -1348,6 +1348,12 @@ async fn modify_task(
     let key = keys.task(&cluster, &id);
     for _ in 0..MAX_CONFLICT_RETRIES {
         let l = repo::load::<TaskRecord>(store, &key).await?.ok_or_else(not_found)?;
+        if container_instances::is_agent(&ctx.principal_arn) {
+            // An agent reports only for its own instance's tasks.
+            let owner = repo::load::<InstanceRecord>(store, &keys.container_instance(&cluster, &l.record.container_instance_id)).await?;
+            let owner = owner.and_then(|o| o.record.agent);
+            container_instances::check_agent_owns(ctx, owner.as_deref(), "ecs:SubmitTaskStateChange", &l.record.container_instance_arn)?;
+        }
         let before = l.record.clone();
         let mut t = l.record;
         change(&mut t)?;

@@ -26,7 +26,7 @@ use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 /// The role every instance principal assumes.
-pub const ROLE_NAME: &str = "BerthInstanceRole";
+pub const ROLE_NAME: &str = berth_ecs::container_instances::AGENT_ROLE_NAME;
 
 /// A minted key pair and the principal it authenticates as.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -303,3 +303,35 @@ async fn minted_credentials_survive_a_store_reopen() {
         assert!(xml.contains(&format!("<Arn>{}</Arn>", creds.principal_arn)), "{xml}");
     }
 }
+
+#[tokio::test]
+async fn an_agent_acts_only_for_its_own_instance() {
+    let d = door();
+    ecs_ok(&d, ROOT, "CreateCluster", json!({"clusterName": "sim"})).await;
+    ecs_ok(&d, ROOT, "RegisterTaskDefinition", json!({"family": "web", "containerDefinitions": [{"name": "web", "image": "busybox", "memory": 64}]})).await;
+    let (a, b) = (mint_ok(&d, "host-a").await, mint_ok(&d, "host-b").await);
+    let reg = ecs_ok(&d, key_of(&a), "RegisterContainerInstance", register_body()).await;
+    let instance_a = reg["containerInstance"]["containerInstanceArn"].as_str().unwrap().to_string();
+    ecs_ok(&d, key_of(&b), "RegisterContainerInstance", json!({"cluster": "sim", "totalResources": register_body()["totalResources"], "instanceIdentityDocument": "host-b"})).await;
+    let run = ecs_ok(&d, ROOT, "RunTask", json!({"cluster": "sim", "taskDefinition": "web", "placementConstraints": [{"type": "memberOf", "expression": format!("ec2InstanceId == {}", reg["containerInstance"]["ec2InstanceId"].as_str().unwrap())}]})).await;
+    let task = run["tasks"][0]["taskArn"].as_str().unwrap().to_string();
+    assert_eq!(run["tasks"][0]["containerInstanceArn"], instance_a.as_str());
+
+    // host-b may not read host-a's desired state (its tasks' credentials),
+    let (status, out) = poll_as(&d, key_of(&b), &instance_a, None).await;
+    assert_eq!((status, out["__type"].as_str()), (400, Some("AccessDeniedException")), "{out}");
+    assert!(out["message"].as_str().unwrap().contains("belongs to another agent"), "{out}");
+    // nor report for its tasks, nor take the instance over.
+    let (_, out) = ecs_as(&d, key_of(&b), "SubmitTaskStateChange", json!({"cluster": "sim", "task": task, "status": "STOPPED"})).await;
+    assert_eq!(out["__type"], "AccessDeniedException", "{out}");
+    let (_, out) = ecs_as(&d, key_of(&b), "RegisterContainerInstance", json!({"cluster": "sim", "containerInstanceArn": instance_a, "totalResources": register_body()["totalResources"]})).await;
+    assert_eq!(out["__type"], "AccessDeniedException", "{out}");
+    let desc = ecs_ok(&d, ROOT, "DescribeTasks", json!({"cluster": "sim", "tasks": [task]})).await;
+    assert_eq!(desc["tasks"][0]["lastStatus"], "PENDING", "nothing host-b sent took effect");
+    // host-a may; so may the root.
+    let (status, out) = poll_as(&d, key_of(&a), &instance_a, None).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["desired"]["tasks"][0]["taskArn"], task.as_str());
+    let (status, _) = poll_as(&d, ROOT, &instance_a, None).await;
+    assert_eq!(status, 200);
+}

@@ -24,22 +24,13 @@ impl From<FormError> for Elbv2Error {
 mod tests {
     use super::*;
 
-    fn form(pairs: &[(&str, &str)]) -> Form {
-        Form::from_params(
-            &pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<Vec<_>>(),
-        )
-    }
-
     fn err(e: FormError) -> String {
         Elbv2Error::from(e).to_string()
     }
 
     #[test]
     fn failures_use_elbv2_wording() {
-        let f = form(&[("N", "x"), ("B", "yes"), ("Marker", "9")]);
+        let f = Form::from_iter([("N", "x"), ("B", "yes"), ("Marker", "9")]);
         assert!(err(f.required("Name").unwrap_err()).contains("Value null at 'name'"));
         assert_eq!(err(f.int("N").unwrap_err()), "'x' is not a valid integer for 'N'");
         assert_eq!(err(f.bool("B").unwrap_err()), "'yes' is not a valid boolean for 'B'");
@@ -48,7 +39,7 @@ mod tests {
             "Invalid marker"
         );
         assert!(
-            err(form(&[("PageSize", "401")]).page(vec![1], "PageSize", 400, 400).unwrap_err())
+            err(Form::from_iter([("PageSize", "401")]).page(vec![1], "PageSize", 400, 400).unwrap_err())
                 .contains("Value '401' at 'pageSize' failed to satisfy constraint: Member must have value less than or equal to 400")
         );
     }

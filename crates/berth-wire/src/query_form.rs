@@ -66,6 +66,13 @@ impl fmt::Display for FormError {
 
 impl std::error::Error for FormError {}
 
+/// `(key, value)` pairs, e.g. `[("Names.member.1", "a")].into_iter().collect()`.
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Form {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(pairs: I) -> Form {
+        Form(pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+}
+
 impl Form {
     pub fn from_params(params: &[(String, String)]) -> Form {
         Form(params.iter().cloned().collect())
@@ -210,18 +217,9 @@ pub fn lower_first(s: &str) -> String {
 mod tests {
     use super::*;
 
-    fn form(pairs: &[(&str, &str)]) -> Form {
-        Form::from_params(
-            &pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<Vec<_>>(),
-        )
-    }
-
     #[test]
     fn members_are_ordered_by_numeric_index_and_nest() {
-        let f = form(&[
+        let f = Form::from_iter([
             ("Subnets.member.10", "b"),
             ("Subnets.member.2", "a"),
             ("A.member.1.ForwardConfig.TargetGroups.member.1.Weight", "3"),
@@ -239,13 +237,13 @@ mod tests {
 
     #[test]
     fn missing_required_uses_aws_wording() {
-        let err = form(&[]).required("UserName").unwrap_err();
+        let err = Form::default().required("UserName").unwrap_err();
         assert!(err.to_string().contains("Value null at 'userName'"));
     }
 
     #[test]
     fn scalars_are_checked() {
-        let f = form(&[("N", "x"), ("B", "yes"), ("M", "7"), ("T", "true")]);
+        let f = Form::from_iter([("N", "x"), ("B", "yes"), ("M", "7"), ("T", "true")]);
         assert_eq!(f.int("M"), Ok(Some(7)));
         assert_eq!(f.int("Z"), Ok(None));
         assert!(matches!(f.int("N"), Err(FormError::NotInteger { .. })));
@@ -256,7 +254,9 @@ mod tests {
     #[test]
     fn pages_by_index_marker() {
         let items: Vec<u32> = (0..5).collect();
-        let page = |pairs: &[(&str, &str)]| form(pairs).page(items.clone(), "MaxItems", 100, 1000);
+        let page = |pairs: &[(&str, &str)]| {
+            Form::from_iter(pairs.iter().copied()).page(items.clone(), "MaxItems", 100, 1000)
+        };
         let (p, next) = page(&[("MaxItems", "2")]).unwrap();
         assert_eq!((p, next.as_deref()), (vec![0, 1], Some("2")));
         let (p, next) = page(&[("MaxItems", "2"), ("Marker", "4")]).unwrap();

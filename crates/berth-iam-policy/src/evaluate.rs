@@ -7,7 +7,7 @@
 //! cross-account access, each of which adds a further gate in AWS.
 
 use crate::context::RequestContext;
-use crate::matching::{Variables, compile, wildcard_match};
+use crate::matching::{Variables, compile, quick_match, wildcard_match};
 use crate::parse::{Effect, Patterns, Policy, Statement, Version};
 
 /// The outcome of evaluating a request, naming the statement that decided it.
@@ -70,8 +70,10 @@ fn applies(statement: &Statement, version: Version, ctx: &RequestContext) -> boo
     };
     // Resources are case-sensitive; an unresolved variable matches nothing,
     // so under NotResource it also excludes nothing.
-    let resource =
-        |pattern: &String| compile(pattern, vars).is_some_and(|p| p.matches(&ctx.resource, false));
+    let resource = |pattern: &String| {
+        quick_match(pattern, &ctx.resource, false)
+            .unwrap_or_else(|| compile(pattern, vars).is_some_and(|p| p.matches(&ctx.resource, false)))
+    };
     let resource_matches = match &statement.resources {
         Patterns::Only(list) => list.iter().any(resource),
         Patterns::Except(list) => !list.iter().any(resource),

@@ -102,7 +102,33 @@ pub(crate) fn wildcard_match(
     ignore_case: bool,
     vars: Variables<'_>,
 ) -> bool {
+    if let Some(answer) = quick_match(pattern, text, ignore_case) {
+        return answer;
+    }
     compile(pattern, vars).is_some_and(|p| p.matches(text, ignore_case))
+}
+
+/// The answer for the shapes nearly every policy is written in — `*`, an
+/// exact name, or a prefix followed by one trailing `*` — without
+/// compiling the pattern (authorization runs on every request). `None` for
+/// anything else (inner wildcards, `?`, variables, non-ASCII under
+/// `ignore_case`), which the general matcher decides.
+pub(crate) fn quick_match(pattern: &str, text: &str, ignore_case: bool) -> Option<bool> {
+    if pattern == "*" {
+        return Some(true);
+    }
+    if pattern.contains('?') || pattern.contains("${") || (ignore_case && !(pattern.is_ascii() && text.is_ascii())) {
+        return None;
+    }
+    let eq = |a: &str, b: &str| if ignore_case { a.eq_ignore_ascii_case(b) } else { a == b };
+    match pattern.find('*') {
+        None => Some(eq(pattern, text)),
+        Some(i) if i == pattern.len() - 1 => {
+            let prefix = &pattern[..i];
+            Some(text.len() >= prefix.len() && text.is_char_boundary(prefix.len()) && eq(prefix, &text[..prefix.len()]))
+        }
+        Some(_) => None,
+    }
 }
 
 /// `ArnLike`/`ArnEquals`: both ARNs are split into their six `:`-separated
@@ -224,6 +250,16 @@ mod tests {
         fn star_is_any_suffix(p in "[a-z:/]{0,8}", t in "[a-z:/]{0,16}") {
             prop_assert!(lit("*", &t));
             prop_assert_eq!(lit(&format!("{p}*"), &t), t.starts_with(&p));
+        }
+
+        /// The fast path, when it answers, answers as the general matcher
+        /// does, in both case modes (including non-ASCII text).
+        #[test]
+        fn quick_match_agrees_with_the_matcher(p in "[a-cA-C:*?é]{0,6}", t in "[a-cA-C:é]{0,8}", ignore_case in any::<bool>()) {
+            if let Some(quick) = quick_match(&p, &t, ignore_case) {
+                let general = compile(&p, Variables::Literal).is_some_and(|c| c.matches(&t, ignore_case));
+                prop_assert_eq!(quick, general, "pattern {:?} text {:?} ignore_case {}", p, t, ignore_case);
+            }
         }
     }
 }

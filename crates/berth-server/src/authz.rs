@@ -44,17 +44,16 @@ pub fn check(snapshot: &Snapshot, caller: &Caller, action: Action<'_>, resources
         return Ok(());
     }
     let action_text = action.to_string();
-    for resource in resources {
-        let decision = snapshot.authorize(caller, &action_text, resource, facts);
-        if !decision.is_allowed() {
+    match snapshot.first_denied(caller, &action_text, resources, facts) {
+        None => Ok(()),
+        Some((resource, decision)) => {
             tracing::debug!(principal = %caller.arn, action = %action_text, %resource, ?decision, "access denied");
-            return Err(Denial {
-                resource: resource.clone(),
+            Err(Denial {
+                resource: resource.to_string(),
                 message: berth_iam::directory::denial_message(&caller.arn, &action_text, resource, &decision),
-            });
+            })
         }
     }
-    Ok(())
 }
 
 /// IAM's service prefix for a service's signing name (they differ for

@@ -17,6 +17,7 @@ import contextlib
 import datetime
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -27,6 +28,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -425,3 +427,104 @@ def pytest_runtest_makereport(item, call):
             if tail:
                 report.sections.append(("berth server stderr (last lines)", tail))
     return report
+
+
+# --------------------------------------------------------------------------
+# Every element a query-protocol service answers is in botocore's model
+# (botocore's parser skips unknown elements silently, so a misspelt member
+# would pass every other test).
+
+
+def check_against_shape(
+    elem: ET.Element,
+    shape,
+    path: str,
+    problems: list[str],
+    *,
+    ns: str,
+    service: str,
+    maps: bool,
+    timestamps: str | None,
+) -> None:
+    """Add to `problems` each way `elem` departs from botocore's `shape`.
+
+    `ns` is the service's XML namespace (`{...}`); a service without maps
+    (`maps=False`) reports any; `timestamps`, if given, is the pattern
+    every timestamp must match."""
+    rules = dict(ns=ns, service=service, maps=maps, timestamps=timestamps)
+    kind = shape.type_name
+    if kind == "structure":
+        members = {m.serialization.get("name", name): m for name, m in shape.members.items()}
+        for child in elem:
+            tag = child.tag.split("}", 1)[-1]
+            if tag not in members:
+                problems.append(f"{path}/{tag}: not a member of {shape.name}")
+                continue
+            check_against_shape(child, members[tag], f"{path}/{tag}", problems, **rules)
+    elif kind == "list":
+        item = shape.member.serialization.get("name", "member")
+        for child in elem:
+            tag = child.tag.split("}", 1)[-1]
+            if tag != item:
+                problems.append(f"{path}/{tag}: list items of {shape.name} are <{item}>")
+                continue
+            check_against_shape(child, shape.member, f"{path}/{tag}", problems, **rules)
+    elif kind == "map":
+        if not maps:
+            problems.append(f"{path}: maps are not expected in {service}")
+            return
+        for child in elem:
+            tag = child.tag.split("}", 1)[-1]
+            key, value = child.find(f"{ns}key"), child.find(f"{ns}value")
+            if tag != "entry" or key is None or value is None:
+                problems.append(f"{path}/{tag}: map entries are <entry><key/><value/></entry>")
+                continue
+            if shape.key.enum and key.text not in shape.key.enum:
+                problems.append(f"{path}: key {key.text!r} is not in {shape.key.name}")
+            check_against_shape(value, shape.value, f"{path}/{key.text}", problems, **rules)
+    else:
+        if len(elem):
+            problems.append(f"{path}: scalar {shape.name} has children")
+        text = elem.text or ""
+        if kind == "boolean" and text not in ("true", "false"):
+            problems.append(f"{path}: {text!r} is no boolean")
+        if kind in ("integer", "long") and not re.fullmatch(r"-?\d+", text):
+            problems.append(f"{path}: {text!r} is no integer")
+        if kind == "timestamp" and timestamps is not None and not re.fullmatch(timestamps, text):
+            problems.append(f"{path}: {text!r} is not {service}'s timestamp format")
+        if kind == "string" and shape.enum and text not in shape.enum:
+            problems.append(f"{path}: {text!r} is not in the enum {shape.name}")
+
+
+def watch_against_model(
+    client,
+    ns: str,
+    *,
+    empty_result_ok: bool = False,
+    **rules: Any,
+) -> tuple[list[str], list[str]]:
+    """Check every successful answer `client` parses from now on against
+    botocore's model (see `check_against_shape` for `rules`). Returns the
+    list of problems and the list of operations seen, both filled as calls
+    go. An operation without output may answer an empty Result element if
+    `empty_result_ok`."""
+    problems: list[str] = []
+    seen: list[str] = []
+
+    def check(operation_model, response_dict, **_):
+        seen.append(operation_model.name)
+        if response_dict["status_code"] != 200:
+            return
+        root = ET.fromstring(response_dict["body"])
+        assert root.tag == f"{ns}{operation_model.name}Response", root.tag
+        output = operation_model.output_shape
+        result = root.find(f"{ns}{operation_model.name}Result")
+        if output is None:
+            if result is not None and not (empty_result_ok and not len(result)):
+                problems.append(f"{operation_model.name}: unexpected result {ET.tostring(result)!r}")
+            return
+        assert result is not None, operation_model.name
+        check_against_shape(result, output, operation_model.name, problems, ns=ns, **rules)
+
+    client.meta.events.register(f"before-parse.{client.meta.service_model.service_id.hyphenize()}", check)
+    return problems, seen

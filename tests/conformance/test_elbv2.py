@@ -22,7 +22,7 @@ import botocore.config
 import botocore.exceptions
 import pytest
 
-from conftest import ACCOUNT_ID, REGION, error_code, error_message, raw_request, unique
+from conftest import ACCOUNT_ID, REGION, error_code, error_message, raw_request, unique, watch_against_model
 
 ELB_NS = "{http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/}"
 CERT = f"arn:aws:acm:{REGION}:{ACCOUNT_ID}:certificate/berth-conformance"
@@ -1016,63 +1016,14 @@ def test_cli_creates_and_deletes(aws, network):
 
 
 # --------------------------------------------------------------------------
-# Every element answered is in botocore's model (botocore's parser skips
-# unknown elements silently, so a misspelt member would pass every other test).
-
-
-def _check_against_shape(elem: ET.Element, shape, path: str, problems: list[str]) -> None:
-    kind = shape.type_name
-    if kind == "structure":
-        members = {m.serialization.get("name", name): m for name, m in shape.members.items()}
-        for child in elem:
-            tag = child.tag.split("}", 1)[-1]
-            if tag not in members:
-                problems.append(f"{path}/{tag}: not a member of {shape.name}")
-                continue
-            _check_against_shape(child, members[tag], f"{path}/{tag}", problems)
-    elif kind == "list":
-        item = shape.member.serialization.get("name", "member")
-        for child in elem:
-            tag = child.tag.split("}", 1)[-1]
-            if tag != item:
-                problems.append(f"{path}/{tag}: list items of {shape.name} are <{item}>")
-                continue
-            _check_against_shape(child, shape.member, f"{path}/{tag}", problems)
-    elif kind == "map":
-        problems.append(f"{path}: maps are not expected in ELBv2")
-    else:
-        if len(elem):
-            problems.append(f"{path}: scalar {shape.name} has children")
-        text = elem.text or ""
-        if kind == "boolean" and text not in ("true", "false"):
-            problems.append(f"{path}: {text!r} is no boolean")
-        if kind in ("integer", "long") and not re.fullmatch(r"-?\d+", text):
-            problems.append(f"{path}: {text!r} is no integer")
-        if kind == "string" and shape.enum and text not in shape.enum:
-            problems.append(f"{path}: {text!r} is not in the enum {shape.name}")
+# Every element answered is in botocore's model (see conftest.watch_against_model).
 
 
 def test_every_answered_element_is_in_the_model(elbv2, berth, network):
     client = berth.client("elbv2")
-    problems: list[str] = []
-    seen: list[str] = []
-
-    def check(operation_model, response_dict, **_):
-        seen.append(operation_model.name)
-        if response_dict["status_code"] != 200:
-            return
-        root = ET.fromstring(response_dict["body"])
-        assert root.tag == f"{ELB_NS}{operation_model.name}Response", root.tag
-        output = operation_model.output_shape
-        result = root.find(f"{ELB_NS}{operation_model.name}Result")
-        if output is None:
-            if result is not None and len(result):
-                problems.append(f"{operation_model.name}: unexpected result {ET.tostring(result)!r}")
-            return
-        assert result is not None, operation_model.name
-        _check_against_shape(result, output, operation_model.name, problems)
-
-    client.meta.events.register(f"before-parse.{client.meta.service_model.service_id.hyphenize()}", check)
+    problems, seen = watch_against_model(
+        client, ELB_NS, service="ELBv2", maps=False, timestamps=None, empty_result_ok=True
+    )
 
     lb = make_lb(client, network, Tags=[{"Key": "k", "Value": "v"}])
     nlb = make_lb(client, network, "network")

@@ -55,6 +55,30 @@ impl Ctx<'_> {
     fn response(&self) -> xml::Xml {
         xml::response(self.action, self.request_id)
     }
+
+    /// A List call's answer: one page of `items` as the members of
+    /// `element`, each written by `each`, then the paging elements.
+    fn page_of<T>(
+        &self,
+        element: &str,
+        items: Vec<T>,
+        each: impl FnMut(&mut xml::Xml, &T),
+    ) -> Result<String, IamError> {
+        let (page, next) = form::page(&self.form, items)?;
+        let mut x = self.response();
+        x.members(element, &page, each);
+        xml::paging(&mut x, next.as_deref());
+        Ok(x.finish())
+    }
+
+    /// A response whose result is the one element `element`, written by `body`.
+    fn answer(&self, element: &str, body: impl FnOnce(&mut xml::Xml)) -> String {
+        let mut x = self.response();
+        x.open(element);
+        body(&mut x);
+        x.close(element);
+        x.finish()
+    }
 }
 
 /// Answer one IAM request (already authenticated and authorized by the
@@ -78,16 +102,16 @@ pub async fn handle(iam: &Iam, req: &QueryRequest<'_>) -> Result<String, IamErro
         "CreateUser" => users::create(&cx).await,
         "GetUser" => users::get(&cx),
         "ListUsers" => users::list(&cx),
-        "UpdateUser" => users::update(&cx).await,
+        "UpdateUser" => attachments::rename(&cx, Holder::User).await,
         "DeleteUser" => users::delete(&cx).await,
-        "TagUser" => users::tag(&cx).await,
-        "UntagUser" => users::untag(&cx).await,
+        "TagUser" => users::retag(&cx, Retag::add).await,
+        "UntagUser" => users::retag(&cx, Retag::remove).await,
         "ListUserTags" => users::list_tags(&cx),
 
         "CreateGroup" => groups::create(&cx).await,
         "GetGroup" => groups::get(&cx),
         "ListGroups" => groups::list(&cx),
-        "UpdateGroup" => groups::update(&cx).await,
+        "UpdateGroup" => attachments::rename(&cx, Holder::Group).await,
         "DeleteGroup" => groups::delete(&cx).await,
         "AddUserToGroup" => groups::add_user(&cx).await,
         "RemoveUserFromGroup" => groups::remove_user(&cx).await,
@@ -100,8 +124,8 @@ pub async fn handle(iam: &Iam, req: &QueryRequest<'_>) -> Result<String, IamErro
         "UpdateRoleDescription" => roles::update_description(&cx).await,
         "UpdateAssumeRolePolicy" => roles::update_trust(&cx).await,
         "DeleteRole" => roles::delete(&cx).await,
-        "TagRole" => roles::tag(&cx).await,
-        "UntagRole" => roles::untag(&cx).await,
+        "TagRole" => roles::retag(&cx, Retag::add).await,
+        "UntagRole" => roles::retag(&cx, Retag::remove).await,
         "ListRoleTags" => roles::list_tags(&cx),
 
         "CreatePolicy" => policies::create(&cx).await,
@@ -114,8 +138,8 @@ pub async fn handle(iam: &Iam, req: &QueryRequest<'_>) -> Result<String, IamErro
         "DeletePolicyVersion" => policies::delete_version(&cx).await,
         "SetDefaultPolicyVersion" => policies::set_default_version(&cx).await,
         "ListEntitiesForPolicy" => policies::list_entities(&cx),
-        "TagPolicy" => policies::tag(&cx).await,
-        "UntagPolicy" => policies::untag(&cx).await,
+        "TagPolicy" => policies::retag(&cx, Retag::add).await,
+        "UntagPolicy" => policies::retag(&cx, Retag::remove).await,
         "ListPolicyTags" => policies::list_tags(&cx),
 
         "AttachUserPolicy" => attachments::attach(&cx, Holder::User).await,
@@ -153,8 +177,8 @@ pub async fn handle(iam: &Iam, req: &QueryRequest<'_>) -> Result<String, IamErro
         "AddRoleToInstanceProfile" => instance_profiles::add_role(&cx).await,
         "RemoveRoleFromInstanceProfile" => instance_profiles::remove_role(&cx).await,
         "ListInstanceProfilesForRole" => instance_profiles::list_for_role(&cx),
-        "TagInstanceProfile" => instance_profiles::tag(&cx).await,
-        "UntagInstanceProfile" => instance_profiles::untag(&cx).await,
+        "TagInstanceProfile" => instance_profiles::retag(&cx, Retag::add).await,
+        "UntagInstanceProfile" => instance_profiles::retag(&cx, Retag::remove).await,
         "ListInstanceProfileTags" => instance_profiles::list_tags(&cx),
 
         "GetAccountSummary" => users::account_summary(&cx),
@@ -169,6 +193,81 @@ pub async fn handle(iam: &Iam, req: &QueryRequest<'_>) -> Result<String, IamErro
 /// `arn:aws:iam::ACCT:{kind}{path}{name}`.
 fn arn(cx: &Ctx, kind: &str, path: &str, name: &str) -> String {
     format!("arn:aws:iam::{}:{kind}{path}{name}", cx.account())
+}
+
+/// The name (`param`, checked as `member`, at most `max` characters) and
+/// the Path (default `/`) of a Create call.
+fn name_and_path(
+    cx: &Ctx,
+    param: &str,
+    member: &str,
+    max: usize,
+) -> Result<(String, String), IamError> {
+    let name = cx.form.required(param)?.to_string();
+    validate::name(member, &name, max)?;
+    let path = cx.form.get("Path").unwrap_or("/").to_string();
+    validate::path("path", &path)?;
+    Ok((name, path))
+}
+
+/// Store `value` as `name` in the map `map` picks, unless `exists` finds
+/// that name taken: then EntityAlreadyExists with `taken`.
+async fn create_new<T: Clone>(
+    cx: &Ctx<'_>,
+    name: &str,
+    taken: String,
+    exists: fn(&crate::model::IamState, &str) -> bool,
+    map: fn(&mut crate::model::IamState) -> &mut std::collections::BTreeMap<String, T>,
+    value: &T,
+) -> Result<(), IamError> {
+    cx.iam
+        .mutate(|s| {
+            if exists(s, name) {
+                return Err(IamError::EntityAlreadyExists(taken.clone()));
+            }
+            map(s).insert(name.to_string(), value.clone());
+            Ok(())
+        })
+        .await
+}
+
+/// The optional Tags of a Create call, at most 50.
+fn create_tags(cx: &Ctx) -> Result<Vec<crate::model::Tag>, IamError> {
+    let tags = form::tags(&cx.form, "Tags")?;
+    if tags.len() > 50 {
+        return Err(IamError::LimitExceeded(
+            "The number of tags has reached the maximum limit.".into(),
+        ));
+    }
+    Ok(tags)
+}
+
+/// What a TagX or UntagX call does to a resource's tags.
+enum Retag {
+    Add(Vec<crate::model::Tag>),
+    Remove(Vec<String>),
+}
+
+impl Retag {
+    /// TagX: the Tags to merge in.
+    fn add(cx: &Ctx) -> Result<Self, IamError> {
+        required_tags(cx).map(Retag::Add)
+    }
+
+    /// UntagX: the TagKeys to drop.
+    fn remove(cx: &Ctx) -> Result<Self, IamError> {
+        tag_keys(cx).map(Retag::Remove)
+    }
+
+    fn apply(&self, tags: &mut Vec<crate::model::Tag>) -> Result<(), IamError> {
+        match self {
+            Retag::Add(new) => merge_tags(tags, new),
+            Retag::Remove(keys) => {
+                tags.retain(|t| !keys.contains(&t.key));
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Merge `new` tags into `tags` (a key given again replaces its value),

@@ -181,27 +181,15 @@ pub struct InstanceProfile {
 impl IamState {
     /// A user by name, case-insensitively (IAM names are unique ignoring case).
     pub fn user(&self, name: &str) -> Option<&User> {
-        self.users.get(name).or_else(|| {
-            self.users
-                .values()
-                .find(|u| u.name.eq_ignore_ascii_case(name))
-        })
+        by_name(&self.users, name, |u| &u.name)
     }
 
     pub fn group(&self, name: &str) -> Option<&Group> {
-        self.groups.get(name).or_else(|| {
-            self.groups
-                .values()
-                .find(|g| g.name.eq_ignore_ascii_case(name))
-        })
+        by_name(&self.groups, name, |g| &g.name)
     }
 
     pub fn role(&self, name: &str) -> Option<&Role> {
-        self.roles.get(name).or_else(|| {
-            self.roles
-                .values()
-                .find(|r| r.name.eq_ignore_ascii_case(name))
-        })
+        by_name(&self.roles, name, |r| &r.name)
     }
 
     /// The map key of a user named `name` ignoring case (the name as created).
@@ -218,11 +206,7 @@ impl IamState {
     }
 
     pub fn instance_profile(&self, name: &str) -> Option<&InstanceProfile> {
-        self.instance_profiles.get(name).or_else(|| {
-            self.instance_profiles
-                .values()
-                .find(|p| p.name.eq_ignore_ascii_case(name))
-        })
+        by_name(&self.instance_profiles, name, |p| &p.name)
     }
 
     /// The instance profiles that hold role `role_name`.
@@ -241,4 +225,14 @@ impl IamState {
         let name = arn.rsplit('/').next()?;
         self.role(name).filter(|r| r.arn == arn)
     }
+}
+
+/// The entry of `map` named `name`: by key, else ignoring case.
+fn by_name<'s, T>(
+    map: &'s BTreeMap<String, T>,
+    name: &str,
+    name_of: fn(&T) -> &String,
+) -> Option<&'s T> {
+    map.get(name)
+        .or_else(|| map.values().find(|v| name_of(v).eq_ignore_ascii_case(name)))
 }

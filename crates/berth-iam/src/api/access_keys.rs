@@ -3,7 +3,7 @@
 //! Secrets are stored only sealed with the master key.
 
 use super::users::{self, no_such_user, user_name_or_caller};
-use super::{Ctx, form, validate, xml};
+use super::{Ctx, validate, xml};
 use crate::caller::CallerKind;
 use crate::error::IamError;
 use crate::model::AccessKey;
@@ -69,16 +69,12 @@ pub fn list(cx: &Ctx) -> Result<String, IamError> {
                 .filter(|k| k.user_name == user.name)
                 .collect()
         };
-    let (page, next) = form::page(&cx.form, keys)?;
-    let mut x = cx.response();
-    x.members("AccessKeyMetadata", &page, |x, k| {
+    cx.page_of("AccessKeyMetadata", keys, |x, k| {
         x.text("UserName", &k.user_name)
             .text("AccessKeyId", &k.access_key_id)
             .text("Status", &k.status)
             .text("CreateDate", &xml::date(k.created_at));
-    });
-    xml::paging(&mut x, next.as_deref());
-    Ok(x.finish())
+    })
 }
 
 /// Whether key `id` belongs to the user the call is about (named, or the

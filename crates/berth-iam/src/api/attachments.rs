@@ -32,6 +32,53 @@ impl Holder {
         }
     }
 
+    /// The noun capitalized, as in "User with name ...".
+    fn title(self) -> &'static str {
+        match self {
+            Holder::User => "User",
+            Holder::Group => "Group",
+            Holder::Role => "Role",
+        }
+    }
+
+    /// The longest name IAM accepts.
+    fn max_name(self) -> usize {
+        match self {
+            Holder::User | Holder::Role => 64,
+            Holder::Group => 128,
+        }
+    }
+
+    /// The map key of the identity named `name` (ignoring case).
+    pub fn key(self, s: &IamState, name: &str) -> Result<String, IamError> {
+        let found = match self {
+            Holder::User => s.user_key(name),
+            Holder::Group => s.group_key(name),
+            Holder::Role => s.role_key(name),
+        };
+        found.ok_or_else(|| self.missing(name))
+    }
+
+    fn remove(self, s: &mut IamState, key: &str) {
+        match self {
+            Holder::User => drop(s.users.remove(key)),
+            Holder::Group => drop(s.groups.remove(key)),
+            Holder::Role => drop(s.roles.remove(key)),
+        }
+    }
+
+    /// What must go before the identity `key` can be deleted, as far as
+    /// its policies go (IAM checks a role's attached policies first).
+    pub fn policies_in_the_way(self, s: &IamState, key: &str) -> Option<&'static str> {
+        let (inline, attached) = self.view(s, key).ok()?;
+        let inline = (!inline.is_empty()).then_some("delete policies");
+        let attached = (!attached.is_empty()).then_some("detach all policies");
+        match self {
+            Holder::Role => attached.or(inline),
+            Holder::User | Holder::Group => inline.or(attached),
+        }
+    }
+
     fn noun(self) -> &'static str {
         match self {
             Holder::User => "user",
@@ -188,13 +235,9 @@ pub fn list_attached(cx: &Ctx, holder: Holder) -> Result<String, IamError> {
         .filter(|(path, _, _)| path.starts_with(prefix))
         .map(|(_, n, a)| (n, a.clone()))
         .collect();
-    let (page, next) = form::page(&cx.form, found)?;
-    let mut x = cx.response();
-    x.members("AttachedPolicies", &page, |x, (n, a)| {
+    cx.page_of("AttachedPolicies", found, |x, (n, a)| {
         x.text("PolicyName", n).text("PolicyArn", a);
-    });
-    xml::paging(&mut x, next.as_deref());
-    Ok(x.finish())
+    })
 }
 
 fn no_such_inline(holder: Holder, policy: &str) -> IamError {
@@ -277,4 +320,111 @@ pub fn list_inline(cx: &Ctx, holder: Holder) -> Result<String, IamError> {
     x.strings("PolicyNames", &page);
     xml::paging(&mut x, next.as_deref());
     Ok(x.finish())
+}
+
+/// DeleteUser, DeleteGroup and DeleteRole: refused while `in_the_way`
+/// names something that must go first.
+pub async fn delete_identity(
+    cx: &Ctx<'_>,
+    holder: Holder,
+    in_the_way: impl Fn(&IamState, &str) -> Option<&'static str>,
+) -> Result<String, IamError> {
+    let name = cx.form.required(holder.name_param())?.to_string();
+    cx.iam
+        .mutate(|s| {
+            let k = holder.key(s, &name)?;
+            if let Some(what) = in_the_way(s, &k) {
+                return Err(IamError::DeleteConflict(format!(
+                    "Cannot delete entity, must {what} first."
+                )));
+            }
+            holder.remove(s, &k);
+            Ok(())
+        })
+        .await?;
+    Ok(cx.done())
+}
+
+/// Give the entry `old` of `map` the name `target` and, if given, the path
+/// `path`; `naming` yields its name, path and ARN fields.
+fn move_entry<T>(
+    map: &mut BTreeMap<String, T>,
+    old: &str,
+    target: &str,
+    path: Option<&String>,
+    arn: impl Fn(&str, &str) -> String,
+    naming: fn(&mut T) -> (&mut String, &mut String, &mut String),
+) -> bool {
+    let Some(mut entry) = map.remove(old) else {
+        return false;
+    };
+    let (n, p, a) = naming(&mut entry);
+    *n = target.to_string();
+    if let Some(path) = path {
+        *p = path.clone();
+    }
+    *a = arn(p, n);
+    map.insert(target.to_string(), entry);
+    true
+}
+
+/// UpdateUser and UpdateGroup: a new name and/or path.
+pub async fn rename(cx: &Ctx<'_>, holder: Holder) -> Result<String, IamError> {
+    let name = cx.form.required(holder.name_param())?.to_string();
+    let title = holder.title();
+    let new_name = cx.form.get(&format!("New{title}Name")).map(str::to_string);
+    let new_path = cx.form.get("NewPath").map(str::to_string);
+    if let Some(n) = &new_name {
+        validate::name(&format!("new{title}Name"), n, holder.max_name())?;
+    }
+    if let Some(p) = &new_path {
+        validate::path("newPath", p)?;
+    }
+    let account = cx.account();
+    let noun = holder.noun();
+    let arn = |path: &str, name: &str| format!("arn:aws:iam::{account}:{noun}{path}{name}");
+    cx.iam
+        .mutate(|s| {
+            let old = holder.key(s, &name)?;
+            let target = new_name.clone().unwrap_or_else(|| old.clone());
+            if holder.key(s, &target).is_ok_and(|k| k != old) {
+                return Err(IamError::EntityAlreadyExists(format!(
+                    "{title} with name {target} already exists."
+                )));
+            }
+            let (p, t) = (new_path.as_ref(), target.as_str());
+            let moved = match holder {
+                Holder::User => move_entry(&mut s.users, &old, t, p, arn, |u| {
+                    (&mut u.name, &mut u.path, &mut u.arn)
+                }),
+                Holder::Group => move_entry(&mut s.groups, &old, t, p, arn, |g| {
+                    (&mut g.name, &mut g.path, &mut g.arn)
+                }),
+                Holder::Role => move_entry(&mut s.roles, &old, t, p, arn, |r| {
+                    (&mut r.name, &mut r.path, &mut r.arn)
+                }),
+            };
+            if !moved {
+                return Err(holder.missing(&name));
+            }
+            // Whatever refers to the identity by name follows it.
+            match holder {
+                Holder::User if target != old => {
+                    for k in s.access_keys.values_mut().filter(|k| k.user_name == old) {
+                        k.user_name = target.clone();
+                    }
+                }
+                Holder::Group => {
+                    for u in s.users.values_mut() {
+                        for g in u.groups.iter_mut().filter(|g| **g == old) {
+                            *g = target.clone();
+                        }
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(cx.done())
 }

@@ -2,8 +2,9 @@
 //! UpdateGroup, DeleteGroup, AddUserToGroup, RemoveUserFromGroup,
 //! ListGroupsForUser.
 
+use super::attachments::{Holder, delete_identity};
 use super::users::{self, no_such_user};
-use super::{Ctx, arn, form, path_prefix, validate, xml};
+use super::{Ctx, arn, create_new, form, name_and_path, path_prefix, validate, xml};
 use crate::error::IamError;
 use crate::model::{Group, IamState, User};
 
@@ -16,10 +17,7 @@ pub fn key(state: &IamState, name: &str) -> Result<String, IamError> {
 }
 
 pub async fn create(cx: &Ctx<'_>) -> Result<String, IamError> {
-    let name = cx.form.required("GroupName")?.to_string();
-    validate::name("groupName", &name, 128)?;
-    let path = cx.form.get("Path").unwrap_or("/").to_string();
-    validate::path("path", &path)?;
+    let (name, path) = name_and_path(cx, "GroupName", "groupName", 128)?;
     let group = Group {
         arn: arn(cx, "group", &path, &name),
         id: validate::random_id("AGPA", 17),
@@ -29,22 +27,16 @@ pub async fn create(cx: &Ctx<'_>) -> Result<String, IamError> {
         inline_policies: Default::default(),
         attached_policies: Vec::new(),
     };
-    cx.iam
-        .mutate(|s| {
-            if s.group(&name).is_some() {
-                return Err(IamError::EntityAlreadyExists(format!(
-                    "Group with name {name} already exists."
-                )));
-            }
-            s.groups.insert(name.clone(), group.clone());
-            Ok(())
-        })
-        .await?;
-    let mut x = cx.response();
-    x.open("Group");
-    xml::group(&mut x, &group);
-    x.close("Group");
-    Ok(x.finish())
+    create_new(
+        cx,
+        &name,
+        format!("Group with name {name} already exists."),
+        |s, n| s.group(n).is_some(),
+        |s| &mut s.groups,
+        &group,
+    )
+    .await?;
+    Ok(cx.answer("Group", |x| xml::group(x, &group)))
 }
 
 pub fn get(cx: &Ctx) -> Result<String, IamError> {
@@ -83,11 +75,7 @@ pub fn list(cx: &Ctx) -> Result<String, IamError> {
 }
 
 fn list_answer(cx: &Ctx, found: Vec<&Group>) -> Result<String, IamError> {
-    let (page, next) = form::page(&cx.form, found)?;
-    let mut x = cx.response();
-    x.members("Groups", &page, |x, g| xml::group(x, g));
-    xml::paging(&mut x, next.as_deref());
-    Ok(x.finish())
+    cx.page_of("Groups", found, |x, g| xml::group(x, g))
 }
 
 pub fn list_for_user(cx: &Ctx) -> Result<String, IamError> {
@@ -102,115 +90,59 @@ pub fn list_for_user(cx: &Ctx) -> Result<String, IamError> {
     list_answer(cx, found)
 }
 
-pub async fn update(cx: &Ctx<'_>) -> Result<String, IamError> {
-    let name = cx.form.required("GroupName")?.to_string();
-    let new_name = cx.form.get("NewGroupName").map(str::to_string);
-    let new_path = cx.form.get("NewPath").map(str::to_string);
-    if let Some(n) = &new_name {
-        validate::name("newGroupName", n, 128)?;
-    }
-    if let Some(p) = &new_path {
-        validate::path("newPath", p)?;
-    }
-    let account = cx.account();
-    cx.iam
-        .mutate(|s| {
-            let old = key(s, &name)?;
-            let target = new_name.clone().unwrap_or_else(|| old.clone());
-            if s.group(&target).is_some_and(|g| g.name != old) {
-                return Err(IamError::EntityAlreadyExists(format!(
-                    "Group with name {target} already exists."
-                )));
-            }
-            let Some(mut group) = s.groups.remove(&old) else {
-                return Err(no_such_group(&name));
-            };
-            group.name = target.clone();
-            if let Some(p) = &new_path {
-                group.path = p.clone();
-            }
-            group.arn = format!("arn:aws:iam::{account}:group{}{}", group.path, group.name);
-            s.groups.insert(target.clone(), group);
-            for u in s.users.values_mut() {
-                for g in u.groups.iter_mut().filter(|g| **g == old) {
-                    *g = target.clone();
-                }
-            }
-            Ok(())
-        })
-        .await?;
-    Ok(cx.done())
+pub async fn delete(cx: &Ctx<'_>) -> Result<String, IamError> {
+    delete_identity(cx, Holder::Group, |s, k| {
+        if s.users.values().any(|u| u.groups.iter().any(|g| g == k)) {
+            return Some("remove users from group");
+        }
+        Holder::Group.policies_in_the_way(s, k)
+    })
+    .await
 }
 
-pub async fn delete(cx: &Ctx<'_>) -> Result<String, IamError> {
-    let name = cx.form.required("GroupName")?.to_string();
+/// Apply `change` to the user named by `UserName` (as given: `user`),
+/// given the key of the group named by `GroupName`.
+async fn with_member(
+    cx: &Ctx<'_>,
+    change: impl Fn(&mut User, String, &str) -> Result<(), IamError>,
+) -> Result<String, IamError> {
+    let group = cx.form.required("GroupName")?.to_string();
+    let user = cx.form.required("UserName")?.to_string();
     cx.iam
         .mutate(|s| {
-            let k = key(s, &name)?;
-            let conflict = |what: &str| {
-                Err(IamError::DeleteConflict(format!(
-                    "Cannot delete entity, must {what} first."
-                )))
+            let g = key(s, &group)?;
+            let u = users::key(s, &user)?;
+            let Some(record) = s.users.get_mut(&u) else {
+                return Err(no_such_user(&user));
             };
-            if s.users.values().any(|u| u.groups.contains(&k)) {
-                return conflict("remove users from group");
-            }
-            let Some(group) = s.groups.get(&k) else {
-                return Err(no_such_group(&name));
-            };
-            if !group.inline_policies.is_empty() {
-                return conflict("delete policies");
-            }
-            if !group.attached_policies.is_empty() {
-                return conflict("detach all policies");
-            }
-            s.groups.remove(&k);
-            Ok(())
+            change(record, g, &user)
         })
         .await?;
     Ok(cx.done())
 }
 
 pub async fn add_user(cx: &Ctx<'_>) -> Result<String, IamError> {
-    let group = cx.form.required("GroupName")?.to_string();
-    let user = cx.form.required("UserName")?.to_string();
-    cx.iam
-        .mutate(|s| {
-            let g = key(s, &group)?;
-            let u = users::key(s, &user)?;
-            let Some(record) = s.users.get_mut(&u) else {
-                return Err(no_such_user(&user));
-            };
-            if !record.groups.contains(&g) {
-                if record.groups.len() >= 10 {
-                    return Err(IamError::LimitExceeded(
-                        "Cannot exceed quota for GroupsPerUser: 10".into(),
-                    ));
-                }
-                record.groups.push(g);
+    with_member(cx, |record, g, _| {
+        if !record.groups.contains(&g) {
+            if record.groups.len() >= 10 {
+                return Err(IamError::LimitExceeded(
+                    "Cannot exceed quota for GroupsPerUser: 10".into(),
+                ));
             }
-            Ok(())
-        })
-        .await?;
-    Ok(cx.done())
+            record.groups.push(g);
+        }
+        Ok(())
+    })
+    .await
 }
 
 pub async fn remove_user(cx: &Ctx<'_>) -> Result<String, IamError> {
-    let group = cx.form.required("GroupName")?.to_string();
-    let user = cx.form.required("UserName")?.to_string();
-    cx.iam
-        .mutate(|s| {
-            let g = key(s, &group)?;
-            let u = users::key(s, &user)?;
-            let Some(record) = s.users.get_mut(&u) else {
-                return Err(no_such_user(&user));
-            };
-            if !record.groups.contains(&g) {
-                return Err(no_such_user(&user));
-            }
-            record.groups.retain(|x| *x != g);
-            Ok(())
-        })
-        .await?;
-    Ok(cx.done())
+    with_member(cx, |record, g, user| {
+        if !record.groups.contains(&g) {
+            return Err(no_such_user(user));
+        }
+        record.groups.retain(|x| *x != g);
+        Ok(())
+    })
+    .await
 }

@@ -3,7 +3,7 @@
 
 use super::roles::{self, no_such_role};
 use super::{
-    Ctx, arn, form, merge_tags, path_prefix, required_tags, tag_keys, tags_page, validate, xml,
+    Ctx, Retag, arn, create_new, create_tags, name_and_path, path_prefix, tags_page, validate, xml,
 };
 use crate::error::IamError;
 use crate::model::{IamState, InstanceProfile};
@@ -18,25 +18,20 @@ fn key(s: &IamState, name: &str) -> Result<String, IamError> {
         .ok_or_else(|| no_such_profile(name))
 }
 
+/// The profile named by `InstanceProfileName` (required).
+fn named<'s>(s: &'s IamState, cx: &Ctx) -> Result<&'s InstanceProfile, IamError> {
+    let name = cx.form.required("InstanceProfileName")?;
+    s.instance_profile(name)
+        .ok_or_else(|| no_such_profile(name))
+}
+
 fn profile_answer(cx: &Ctx, p: &InstanceProfile, s: &IamState) -> String {
-    let mut x = cx.response();
-    x.open("InstanceProfile");
-    xml::instance_profile(&mut x, p, s);
-    x.close("InstanceProfile");
-    x.finish()
+    cx.answer("InstanceProfile", |x| xml::instance_profile(x, p, s))
 }
 
 pub async fn create(cx: &Ctx<'_>) -> Result<String, IamError> {
-    let name = cx.form.required("InstanceProfileName")?.to_string();
-    validate::name("instanceProfileName", &name, 128)?;
-    let path = cx.form.get("Path").unwrap_or("/").to_string();
-    validate::path("path", &path)?;
-    let tags = form::tags(&cx.form, "Tags")?;
-    if tags.len() > 50 {
-        return Err(IamError::LimitExceeded(
-            "The number of tags has reached the maximum limit.".into(),
-        ));
-    }
+    let (name, path) = name_and_path(cx, "InstanceProfileName", "instanceProfileName", 128)?;
+    let tags = create_tags(cx)?;
     let profile = InstanceProfile {
         arn: arn(cx, "instance-profile", &path, &name),
         id: validate::random_id("AIPA", 17),
@@ -46,38 +41,28 @@ pub async fn create(cx: &Ctx<'_>) -> Result<String, IamError> {
         roles: Vec::new(),
         tags,
     };
-    cx.iam
-        .mutate(|s| {
-            if s.instance_profile(&name).is_some() {
-                return Err(IamError::EntityAlreadyExists(format!(
-                    "Instance Profile {name} already exists."
-                )));
-            }
-            s.instance_profiles.insert(name.clone(), profile.clone());
-            Ok(())
-        })
-        .await?;
+    create_new(
+        cx,
+        &name,
+        format!("Instance Profile {name} already exists."),
+        |s, n| s.instance_profile(n).is_some(),
+        |s| &mut s.instance_profiles,
+        &profile,
+    )
+    .await?;
     Ok(profile_answer(cx, &profile, &IamState::default()))
 }
 
 pub fn get(cx: &Ctx) -> Result<String, IamError> {
-    let name = cx.form.required("InstanceProfileName")?;
     let snap = cx.iam.snapshot();
-    let p = snap
-        .state()
-        .instance_profile(name)
-        .ok_or_else(|| no_such_profile(name))?;
+    let p = named(snap.state(), cx)?;
     Ok(profile_answer(cx, p, snap.state()))
 }
 
 fn list_answer(cx: &Ctx, found: Vec<&InstanceProfile>, s: &IamState) -> Result<String, IamError> {
-    let (page, next) = form::page(&cx.form, found)?;
-    let mut x = cx.response();
-    x.members("InstanceProfiles", &page, |x, p| {
+    cx.page_of("InstanceProfiles", found, |x, p| {
         xml::instance_profile(x, p, s)
-    });
-    xml::paging(&mut x, next.as_deref());
-    Ok(x.finish())
+    })
 }
 
 pub fn list(cx: &Ctx) -> Result<String, IamError> {
@@ -122,7 +107,12 @@ pub async fn delete(cx: &Ctx<'_>) -> Result<String, IamError> {
     Ok(cx.done())
 }
 
-pub async fn add_role(cx: &Ctx<'_>) -> Result<String, IamError> {
+/// Apply `change` to the profile named by `InstanceProfileName`, given
+/// the key of the role named by `RoleName` and that name as given.
+async fn with_role(
+    cx: &Ctx<'_>,
+    change: impl Fn(&mut InstanceProfile, String, &str) -> Result<(), IamError>,
+) -> Result<String, IamError> {
     let name = cx.form.required("InstanceProfileName")?.to_string();
     let role = cx.form.required("RoleName")?.to_string();
     cx.iam
@@ -133,37 +123,34 @@ pub async fn add_role(cx: &Ctx<'_>) -> Result<String, IamError> {
                 .instance_profiles
                 .get_mut(&k)
                 .ok_or_else(|| no_such_profile(&name))?;
-            if !p.roles.is_empty() {
-                return Err(IamError::LimitExceeded(
-                    "Cannot exceed quota for InstanceSessionsPerInstanceProfile: 1".into(),
-                ));
-            }
-            p.roles.push(r);
-            Ok(())
+            change(p, r, &role)
         })
         .await?;
     Ok(cx.done())
 }
 
+pub async fn add_role(cx: &Ctx<'_>) -> Result<String, IamError> {
+    with_role(cx, |p, r, _| {
+        if !p.roles.is_empty() {
+            return Err(IamError::LimitExceeded(
+                "Cannot exceed quota for InstanceSessionsPerInstanceProfile: 1".into(),
+            ));
+        }
+        p.roles.push(r);
+        Ok(())
+    })
+    .await
+}
+
 pub async fn remove_role(cx: &Ctx<'_>) -> Result<String, IamError> {
-    let name = cx.form.required("InstanceProfileName")?.to_string();
-    let role = cx.form.required("RoleName")?.to_string();
-    cx.iam
-        .mutate(|s| {
-            let k = key(s, &name)?;
-            let r = roles::key(s, &role)?;
-            let p = s
-                .instance_profiles
-                .get_mut(&k)
-                .ok_or_else(|| no_such_profile(&name))?;
-            if !p.roles.contains(&r) {
-                return Err(no_such_role(&role));
-            }
-            p.roles.retain(|x| *x != r);
-            Ok(())
-        })
-        .await?;
-    Ok(cx.done())
+    with_role(cx, |p, r, role| {
+        if !p.roles.contains(&r) {
+            return Err(no_such_role(role));
+        }
+        p.roles.retain(|x| *x != r);
+        Ok(())
+    })
+    .await
 }
 
 async fn change(
@@ -181,28 +168,18 @@ async fn change(
         .await
 }
 
-pub async fn tag(cx: &Ctx<'_>) -> Result<String, IamError> {
-    let tags = required_tags(cx)?;
-    change(cx, |p| merge_tags(&mut p.tags, &tags)).await?;
-    Ok(cx.done())
-}
-
-pub async fn untag(cx: &Ctx<'_>) -> Result<String, IamError> {
-    let keys = tag_keys(cx)?;
-    change(cx, |p| {
-        p.tags.retain(|t| !keys.contains(&t.key));
-        Ok(())
-    })
-    .await?;
+/// TagInstanceProfile and UntagInstanceProfile.
+pub async fn retag(
+    cx: &Ctx<'_>,
+    change: fn(&Ctx) -> Result<Retag, IamError>,
+) -> Result<String, IamError> {
+    let change = change(cx)?;
+    self::change(cx, |p| change.apply(&mut p.tags)).await?;
     Ok(cx.done())
 }
 
 pub fn list_tags(cx: &Ctx) -> Result<String, IamError> {
-    let name = cx.form.required("InstanceProfileName")?;
     let snap = cx.iam.snapshot();
-    let p = snap
-        .state()
-        .instance_profile(name)
-        .ok_or_else(|| no_such_profile(name))?;
+    let p = named(snap.state(), cx)?;
     tags_page(cx, &p.tags)
 }

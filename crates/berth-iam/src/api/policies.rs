@@ -7,7 +7,7 @@
 //! attachment counts in [`IamState::aws_policy_attachments`].
 
 use super::{
-    Ctx, arn, form, merge_tags, path_prefix, required_tags, tag_keys, tags_page, validate, xml,
+    Ctx, Retag, arn, create_tags, form, name_and_path, path_prefix, tags_page, validate, xml,
 };
 use crate::builtin::{self, AwsManagedPolicy};
 use crate::error::IamError;
@@ -27,6 +27,26 @@ fn customer_mut<'s>(s: &'s mut IamState, arn: &str) -> Result<&'s mut ManagedPol
     s.policies.get_mut(arn).ok_or_else(|| not_found(arn))
 }
 
+fn no_such_version(arn: &str, id: &str) -> IamError {
+    IamError::NoSuchEntity(format!(
+        "Policy {arn} version {id} does not exist or is not attachable."
+    ))
+}
+
+/// A customer managed policy by ARN.
+fn customer<'s>(s: &'s IamState, arn: &str) -> Result<&'s ManagedPolicy, IamError> {
+    s.policies.get(arn).ok_or_else(|| not_found(arn))
+}
+
+/// The one version of an AWS managed policy.
+fn aws_version(document: &str) -> PolicyVersion {
+    PolicyVersion {
+        version_id: "v1".into(),
+        document: document.into(),
+        created_at: xml::AWS_POLICY_DATE,
+    }
+}
+
 /// A policy version id: `v` + digits.
 fn version_id(cx: &Ctx) -> Result<String, IamError> {
     let id = cx.form.required("VersionId")?;
@@ -40,22 +60,14 @@ fn version_id(cx: &Ctx) -> Result<String, IamError> {
 }
 
 pub async fn create(cx: &Ctx<'_>) -> Result<String, IamError> {
-    let name = cx.form.required("PolicyName")?.to_string();
-    validate::name("policyName", &name, 128)?;
-    let path = cx.form.get("Path").unwrap_or("/").to_string();
-    validate::path("path", &path)?;
+    let (name, path) = name_and_path(cx, "PolicyName", "policyName", 128)?;
     let document = cx.form.required("PolicyDocument")?.to_string();
     validate::managed_document(&document)?;
     let description = cx.form.get("Description").map(str::to_string);
     if let Some(d) = &description {
         validate::description("description", d, 1000)?;
     }
-    let tags = form::tags(&cx.form, "Tags")?;
-    if tags.len() > 50 {
-        return Err(IamError::LimitExceeded(
-            "The number of tags has reached the maximum limit.".into(),
-        ));
-    }
+    let tags = create_tags(cx)?;
     let policy = ManagedPolicy {
         arn: arn(cx, "policy", &path, &name),
         id: validate::random_id("ANPA", 17),
@@ -89,11 +101,7 @@ pub async fn create(cx: &Ctx<'_>) -> Result<String, IamError> {
             Ok(())
         })
         .await?;
-    let mut x = cx.response();
-    x.open("Policy");
-    xml::policy(&mut x, &policy, true);
-    x.close("Policy");
-    Ok(x.finish())
+    Ok(cx.answer("Policy", |x| xml::policy(x, &policy, true)))
 }
 
 pub fn get(cx: &Ctx) -> Result<String, IamError> {
@@ -104,11 +112,7 @@ pub fn get(cx: &Ctx) -> Result<String, IamError> {
     if let Some(p) = builtin::aws_managed_info(arn) {
         xml::aws_policy(&mut x, p, aws_attachments(snap.state(), arn), true);
     } else {
-        let p = snap
-            .state()
-            .policies
-            .get(arn)
-            .ok_or_else(|| not_found(arn))?;
+        let p = customer(snap.state(), arn)?;
         xml::policy(&mut x, p, true);
     }
     x.close("Policy");
@@ -156,14 +160,10 @@ pub fn list(cx: &Ctx) -> Result<String, IamError> {
         };
         path.starts_with(prefix) && (!only_attached || count > 0)
     });
-    let (page, next) = form::page(&cx.form, found)?;
-    let mut x = cx.response();
-    x.members("Policies", &page, |x, l| match l {
+    cx.page_of("Policies", found, |x, l| match l {
         Listed::Aws(p, n) => xml::aws_policy(x, p, *n, false),
         Listed::Local(p) => xml::policy(x, p, false),
-    });
-    xml::paging(&mut x, next.as_deref());
-    Ok(x.finish())
+    })
 }
 
 pub async fn delete(cx: &Ctx<'_>) -> Result<String, IamError> {
@@ -211,40 +211,23 @@ pub async fn create_version(cx: &Ctx<'_>) -> Result<String, IamError> {
             Ok((v, set_default))
         })
         .await?;
-    let mut x = cx.response();
-    x.open("PolicyVersion");
-    xml::version(&mut x, &version, is_default, true);
-    x.close("PolicyVersion");
-    Ok(x.finish())
+    Ok(cx.answer("PolicyVersion", |x| {
+        xml::version(x, &version, is_default, true)
+    }))
 }
 
 pub fn get_version(cx: &Ctx) -> Result<String, IamError> {
     let arn = cx.form.required("PolicyArn")?;
     let id = version_id(cx)?;
-    let missing = || {
-        IamError::NoSuchEntity(format!(
-            "Policy {arn} version {id} does not exist or is not attachable."
-        ))
-    };
+    let missing = || no_such_version(arn, &id);
     let snap = cx.iam.snapshot();
     let (version, is_default) = if let Some(p) = builtin::aws_managed_info(arn) {
         if id != "v1" {
             return Err(missing());
         }
-        (
-            PolicyVersion {
-                version_id: "v1".into(),
-                document: p.document.into(),
-                created_at: xml::AWS_POLICY_DATE,
-            },
-            true,
-        )
+        (aws_version(p.document), true)
     } else {
-        let p = snap
-            .state()
-            .policies
-            .get(arn)
-            .ok_or_else(|| not_found(arn))?;
+        let p = customer(snap.state(), arn)?;
         let v = p
             .versions
             .iter()
@@ -252,31 +235,18 @@ pub fn get_version(cx: &Ctx) -> Result<String, IamError> {
             .ok_or_else(missing)?;
         (v.clone(), v.version_id == p.default_version_id)
     };
-    let mut x = cx.response();
-    x.open("PolicyVersion");
-    xml::version(&mut x, &version, is_default, true);
-    x.close("PolicyVersion");
-    Ok(x.finish())
+    Ok(cx.answer("PolicyVersion", |x| {
+        xml::version(x, &version, is_default, true)
+    }))
 }
 
 pub fn list_versions(cx: &Ctx) -> Result<String, IamError> {
     let arn = cx.form.required("PolicyArn")?;
     let snap = cx.iam.snapshot();
     let versions: Vec<(PolicyVersion, bool)> = if builtin::aws_managed_info(arn).is_some() {
-        vec![(
-            PolicyVersion {
-                version_id: "v1".into(),
-                document: String::new(),
-                created_at: xml::AWS_POLICY_DATE,
-            },
-            true,
-        )]
+        vec![(aws_version(""), true)]
     } else {
-        let p = snap
-            .state()
-            .policies
-            .get(arn)
-            .ok_or_else(|| not_found(arn))?;
+        let p = customer(snap.state(), arn)?;
         // Newest first, as IAM lists them.
         p.versions
             .iter()
@@ -284,11 +254,9 @@ pub fn list_versions(cx: &Ctx) -> Result<String, IamError> {
             .map(|v| (v.clone(), v.version_id == p.default_version_id))
             .collect()
     };
-    let (page, next) = form::page(&cx.form, versions)?;
-    let mut x = cx.response();
-    x.members("Versions", &page, |x, (v, d)| xml::version(x, v, *d, false));
-    xml::paging(&mut x, next.as_deref());
-    Ok(x.finish())
+    cx.page_of("Versions", versions, |x, (v, d)| {
+        xml::version(x, v, *d, false)
+    })
 }
 
 pub async fn delete_version(cx: &Ctx<'_>) -> Result<String, IamError> {
@@ -298,9 +266,7 @@ pub async fn delete_version(cx: &Ctx<'_>) -> Result<String, IamError> {
         .mutate(|s| {
             let p = customer_mut(s, &arn)?;
             if !p.versions.iter().any(|v| v.version_id == id) {
-                return Err(IamError::NoSuchEntity(format!(
-                    "Policy {arn} version {id} does not exist or is not attachable."
-                )));
+                return Err(no_such_version(&arn, &id));
             }
             if p.default_version_id == id {
                 return Err(IamError::DeleteConflict(
@@ -322,9 +288,7 @@ pub async fn set_default_version(cx: &Ctx<'_>) -> Result<String, IamError> {
         .mutate(|s| {
             let p = customer_mut(s, &arn)?;
             if !p.versions.iter().any(|v| v.version_id == id) {
-                return Err(IamError::NoSuchEntity(format!(
-                    "Policy {arn} version {id} does not exist or is not attachable."
-                )));
+                return Err(no_such_version(&arn, &id));
             }
             if p.default_version_id != id {
                 p.default_version_id = id.clone();
@@ -358,36 +322,29 @@ pub fn list_entities(cx: &Ctx) -> Result<String, IamError> {
     let wants = |kind: &str| filter.is_none_or(|f| f == kind || f.ends_with("ManagedPolicy"));
     // (kind, name, id): one list so that paging spans all three kinds.
     let mut found: Vec<(&str, &str, &str)> = Vec::new();
-    if wants("Group") {
-        found.extend(
-            s.groups
-                .values()
-                .filter(|g| {
-                    g.path.starts_with(prefix) && g.attached_policies.iter().any(|a| a == arn)
-                })
-                .map(|g| ("Group", g.name.as_str(), g.id.as_str())),
-        );
-    }
-    if wants("User") {
-        found.extend(
-            s.users
-                .values()
-                .filter(|u| {
-                    u.path.starts_with(prefix) && u.attached_policies.iter().any(|a| a == arn)
-                })
-                .map(|u| ("User", u.name.as_str(), u.id.as_str())),
-        );
-    }
-    if wants("Role") {
-        found.extend(
-            s.roles
-                .values()
-                .filter(|r| {
-                    r.path.starts_with(prefix) && r.attached_policies.iter().any(|a| a == arn)
-                })
-                .map(|r| ("Role", r.name.as_str(), r.id.as_str())),
-        );
-    }
+    // (kind, path, attached ARNs, name, id) of every identity.
+    type Entry<'s> = (&'static str, &'s str, &'s [String], &'s str, &'s str);
+    let groups = s.groups.values().map(|g| {
+        let e: Entry = ("Group", &g.path, &g.attached_policies, &g.name, &g.id);
+        e
+    });
+    let users = s.users.values().map(|u| {
+        let e: Entry = ("User", &u.path, &u.attached_policies, &u.name, &u.id);
+        e
+    });
+    let roles = s.roles.values().map(|r| {
+        let e: Entry = ("Role", &r.path, &r.attached_policies, &r.name, &r.id);
+        e
+    });
+    found.extend(
+        groups
+            .chain(users)
+            .chain(roles)
+            .filter(|(kind, path, attached, _, _)| {
+                wants(kind) && path.starts_with(prefix) && attached.iter().any(|a| a == arn)
+            })
+            .map(|(kind, _, _, name, id)| (kind, name, id)),
+    );
     let (page, next) = form::page(&cx.form, found)?;
     let of = |kind: &str| {
         page.iter()
@@ -409,25 +366,15 @@ pub fn list_entities(cx: &Ctx) -> Result<String, IamError> {
     Ok(x.finish())
 }
 
-pub async fn tag(cx: &Ctx<'_>) -> Result<String, IamError> {
+/// TagPolicy and UntagPolicy (customer managed policies only).
+pub async fn retag(
+    cx: &Ctx<'_>,
+    change: fn(&Ctx) -> Result<Retag, IamError>,
+) -> Result<String, IamError> {
     let arn = cx.form.required("PolicyArn")?.to_string();
-    let tags = required_tags(cx)?;
+    let change = change(cx)?;
     cx.iam
-        .mutate(|s| merge_tags(&mut customer_mut(s, &arn)?.tags, &tags))
-        .await?;
-    Ok(cx.done())
-}
-
-pub async fn untag(cx: &Ctx<'_>) -> Result<String, IamError> {
-    let arn = cx.form.required("PolicyArn")?.to_string();
-    let keys = tag_keys(cx)?;
-    cx.iam
-        .mutate(|s| {
-            customer_mut(s, &arn)?
-                .tags
-                .retain(|t| !keys.contains(&t.key));
-            Ok(())
-        })
+        .mutate(|s| change.apply(&mut customer_mut(s, &arn)?.tags))
         .await?;
     Ok(cx.done())
 }
@@ -438,10 +385,6 @@ pub fn list_tags(cx: &Ctx) -> Result<String, IamError> {
     if builtin::aws_managed_info(arn).is_some() {
         return tags_page(cx, &[]);
     }
-    let p = snap
-        .state()
-        .policies
-        .get(arn)
-        .ok_or_else(|| not_found(arn))?;
+    let p = customer(snap.state(), arn)?;
     tags_page(cx, &p.tags)
 }

@@ -1,9 +1,10 @@
 //! Roles: CreateRole, GetRole, ListRoles, UpdateRole(Description),
 //! UpdateAssumeRolePolicy, DeleteRole, and their tags.
 
+use super::attachments::{Holder, delete_identity};
 use super::xml::RoleView;
 use super::{
-    Ctx, arn, form, merge_tags, path_prefix, required_tags, tag_keys, tags_page, validate, xml,
+    Ctx, Retag, arn, create_new, create_tags, name_and_path, path_prefix, tags_page, validate, xml,
 };
 use crate::error::IamError;
 use crate::model::{IamState, Role};
@@ -35,30 +36,18 @@ fn max_session_duration(cx: &Ctx) -> Result<Option<u32>, IamError> {
 }
 
 fn role_answer(cx: &Ctx, role: &Role, view: RoleView) -> String {
-    let mut x = cx.response();
-    x.open("Role");
-    xml::role(&mut x, role, view);
-    x.close("Role");
-    x.finish()
+    cx.answer("Role", |x| xml::role(x, role, view))
 }
 
 pub async fn create(cx: &Ctx<'_>) -> Result<String, IamError> {
-    let name = cx.form.required("RoleName")?.to_string();
-    validate::name("roleName", &name, 64)?;
-    let path = cx.form.get("Path").unwrap_or("/").to_string();
-    validate::path("path", &path)?;
+    let (name, path) = name_and_path(cx, "RoleName", "roleName", 64)?;
     let document = cx.form.required("AssumeRolePolicyDocument")?.to_string();
     validate::trust_document(&document)?;
     let description = cx.form.get("Description").map(str::to_string);
     if let Some(d) = &description {
         validate::description("description", d, 1000)?;
     }
-    let tags = form::tags(&cx.form, "Tags")?;
-    if tags.len() > 50 {
-        return Err(IamError::LimitExceeded(
-            "The number of tags has reached the maximum limit.".into(),
-        ));
-    }
+    let tags = create_tags(cx)?;
     let role = Role {
         arn: arn(cx, "role", &path, &name),
         id: validate::random_id("AROA", 17),
@@ -72,17 +61,15 @@ pub async fn create(cx: &Ctx<'_>) -> Result<String, IamError> {
         attached_policies: Vec::new(),
         tags,
     };
-    cx.iam
-        .mutate(|s| {
-            if s.role(&name).is_some() {
-                return Err(IamError::EntityAlreadyExists(format!(
-                    "Role with name {name} already exists."
-                )));
-            }
-            s.roles.insert(name.clone(), role.clone());
-            Ok(())
-        })
-        .await?;
+    create_new(
+        cx,
+        &name,
+        format!("Role with name {name} already exists."),
+        |s, n| s.role(n).is_some(),
+        |s| &mut s.roles,
+        &role,
+    )
+    .await?;
     Ok(role_answer(cx, &role, RoleView::Created))
 }
 
@@ -102,11 +89,7 @@ pub fn list(cx: &Ctx) -> Result<String, IamError> {
         .values()
         .filter(|r| r.path.starts_with(prefix))
         .collect();
-    let (page, next) = form::page(&cx.form, found)?;
-    let mut x = cx.response();
-    x.members("Roles", &page, |x, r| xml::role(x, r, RoleView::Listed));
-    xml::paging(&mut x, next.as_deref());
-    Ok(x.finish())
+    cx.page_of("Roles", found, |x, r| xml::role(x, r, RoleView::Listed))
 }
 
 /// Apply `change` to the role named by `RoleName` and return it as stored.
@@ -169,47 +152,22 @@ pub async fn update_trust(cx: &Ctx<'_>) -> Result<String, IamError> {
 }
 
 pub async fn delete(cx: &Ctx<'_>) -> Result<String, IamError> {
-    let name = cx.form.required("RoleName")?.to_string();
-    cx.iam
-        .mutate(|s| {
-            let k = key(s, &name)?;
-            let conflict = |what: &str| {
-                Err(IamError::DeleteConflict(format!(
-                    "Cannot delete entity, must {what} first."
-                )))
-            };
-            if s.instance_profiles_of_role(&k).next().is_some() {
-                return conflict("remove roles from instance profile");
-            }
-            let Some(role) = s.roles.get(&k) else {
-                return Err(no_such_role(&name));
-            };
-            if !role.attached_policies.is_empty() {
-                return conflict("detach all policies");
-            }
-            if !role.inline_policies.is_empty() {
-                return conflict("delete policies");
-            }
-            s.roles.remove(&k);
-            Ok(())
-        })
-        .await?;
-    Ok(cx.done())
-}
-
-pub async fn tag(cx: &Ctx<'_>) -> Result<String, IamError> {
-    let tags = required_tags(cx)?;
-    change_role(cx, |r| merge_tags(&mut r.tags, &tags)).await?;
-    Ok(cx.done())
-}
-
-pub async fn untag(cx: &Ctx<'_>) -> Result<String, IamError> {
-    let keys = tag_keys(cx)?;
-    change_role(cx, |r| {
-        r.tags.retain(|t| !keys.contains(&t.key));
-        Ok(())
+    delete_identity(cx, Holder::Role, |s, k| {
+        if s.instance_profiles_of_role(k).next().is_some() {
+            return Some("remove roles from instance profile");
+        }
+        Holder::Role.policies_in_the_way(s, k)
     })
-    .await?;
+    .await
+}
+
+/// TagRole and UntagRole.
+pub async fn retag(
+    cx: &Ctx<'_>,
+    change: fn(&Ctx) -> Result<Retag, IamError>,
+) -> Result<String, IamError> {
+    let change = change(cx)?;
+    change_role(cx, |r| change.apply(&mut r.tags)).await?;
     Ok(cx.done())
 }
 

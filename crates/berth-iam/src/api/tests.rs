@@ -76,6 +76,34 @@ impl Env {
         }
     }
 
+    /// The texts of every `<tag>` in the answer to a call that must succeed.
+    async fn all(&self, action: &str, params: &[(&str, &str)], tag: &str) -> Vec<String> {
+        all(&self.ok(action, params).await, tag)
+    }
+
+    /// The text of the first `<tag>` in the answer to a call that must succeed.
+    async fn one(&self, action: &str, params: &[(&str, &str)], tag: &str) -> String {
+        one(&self.ok(action, params).await, tag)
+    }
+
+    /// Make each call in turn; each must succeed.
+    async fn oks(&self, calls: &[(&str, &[(&str, &str)])]) {
+        for (action, params) in calls {
+            self.ok(action, params).await;
+        }
+    }
+
+    /// `action` is refused until `what` is done first.
+    async fn conflicts(&self, action: &str, params: &[(&str, &str)], what: &str) {
+        assert_eq!(
+            self.err(action, params).await,
+            (
+                "DeleteConflict",
+                format!("Cannot delete entity, must {what} first.")
+            )
+        );
+    }
+
     /// The error's code and message.
     async fn err(&self, action: &str, params: &[(&str, &str)]) -> (&'static str, String) {
         let e = self.call(action, params).await.expect_err(action);
@@ -169,7 +197,7 @@ async fn user_lifecycle_and_errors() {
     )
     .await;
     assert_eq!(
-        one(&env.ok("GetUser", &[("UserName", "carol")]).await, "Arn"),
+        env.one("GetUser", &[("UserName", "carol")], "Arn").await,
         "arn:aws:iam::123456789012:user/carol"
     );
     assert_eq!(
@@ -200,10 +228,8 @@ async fn user_lifecycle_and_errors() {
     )
     .await;
     assert_eq!(
-        all(
-            &env.ok("ListUserTags", &[("UserName", "carol")]).await,
-            "Key"
-        ),
+        env.all("ListUserTags", &[("UserName", "carol")], "Key")
+            .await,
         vec!["z"]
     );
 
@@ -261,63 +287,37 @@ async fn get_user_without_a_name_is_the_caller() {
 #[tokio::test]
 async fn delete_user_conflicts() {
     let env = Env::new().await;
-    env.ok("CreateUser", &[("UserName", "u")]).await;
-    env.ok("CreateGroup", &[("GroupName", "g")]).await;
-    env.ok(
-        "PutUserPolicy",
-        &[
-            ("UserName", "u"),
-            ("PolicyName", "p"),
-            ("PolicyDocument", DOC),
-        ],
-    )
-    .await;
-    env.ok(
-        "AttachUserPolicy",
-        &[("UserName", "u"), ("PolicyArn", ADMIN)],
-    )
-    .await;
-    env.ok("AddUserToGroup", &[("UserName", "u"), ("GroupName", "g")])
-        .await;
-    let conflict = |what: &str| {
+    let user: &[(&str, &str)] = &[("UserName", "u")];
+    let group: &[(&str, &str)] = &[("GroupName", "g")];
+    let member: &[(&str, &str)] = &[("UserName", "u"), ("GroupName", "g")];
+    let inline: &[(&str, &str)] = &[("UserName", "u"), ("PolicyName", "p")];
+    let admin: &[(&str, &str)] = &[("UserName", "u"), ("PolicyArn", ADMIN)];
+    env.oks(&[
+        ("CreateUser", user),
+        ("CreateGroup", group),
         (
-            "DeleteConflict",
-            format!("Cannot delete entity, must {what} first."),
-        )
-    };
-    assert_eq!(
-        env.err("DeleteUser", &[("UserName", "u")]).await,
-        conflict("delete policies")
-    );
-    env.ok(
-        "DeleteUserPolicy",
-        &[("UserName", "u"), ("PolicyName", "p")],
-    )
+            "PutUserPolicy",
+            &[inline, &[("PolicyDocument", DOC)]].concat(),
+        ),
+        ("AttachUserPolicy", admin),
+        ("AddUserToGroup", member),
+    ])
     .await;
-    assert_eq!(
-        env.err("DeleteUser", &[("UserName", "u")]).await,
-        conflict("detach all policies")
-    );
-    env.ok(
-        "DetachUserPolicy",
-        &[("UserName", "u"), ("PolicyArn", ADMIN)],
-    )
+    env.conflicts("DeleteUser", user, "delete policies").await;
+    env.ok("DeleteUserPolicy", inline).await;
+    env.conflicts("DeleteUser", user, "detach all policies")
+        .await;
+    env.ok("DetachUserPolicy", admin).await;
+    env.conflicts("DeleteUser", user, "remove users from group")
+        .await;
+    env.conflicts("DeleteGroup", group, "remove users from group")
+        .await;
+    env.oks(&[
+        ("RemoveUserFromGroup", member),
+        ("DeleteUser", user),
+        ("DeleteGroup", group),
+    ])
     .await;
-    assert_eq!(
-        env.err("DeleteUser", &[("UserName", "u")]).await,
-        conflict("remove users from group")
-    );
-    assert_eq!(
-        env.err("DeleteGroup", &[("GroupName", "g")]).await,
-        conflict("remove users from group")
-    );
-    env.ok(
-        "RemoveUserFromGroup",
-        &[("UserName", "u"), ("GroupName", "g")],
-    )
-    .await;
-    env.ok("DeleteUser", &[("UserName", "u")]).await;
-    env.ok("DeleteGroup", &[("GroupName", "g")]).await;
 }
 
 #[tokio::test]
@@ -349,10 +349,8 @@ async fn groups_and_members() {
     let x = env.ok("ListGroupsForUser", &[("UserName", "a")]).await;
     assert_eq!(all(&x, "GroupName"), vec!["devs"]);
     assert_eq!(
-        all(
-            &env.ok("ListGroups", &[("PathPrefix", "/other/")]).await,
-            "GroupName"
-        ),
+        env.all("ListGroups", &[("PathPrefix", "/other/")], "GroupName")
+            .await,
         Vec::<String>::new()
     );
     assert!(
@@ -478,10 +476,8 @@ async fn roles_and_their_trust_policy() {
     )
     .await;
     assert_eq!(
-        all(
-            &env.ok("ListRoleTags", &[("RoleName", "task")]).await,
-            "Key"
-        ),
+        env.all("ListRoleTags", &[("RoleName", "task")], "Key")
+            .await,
         vec!["team"]
     );
     env.ok(
@@ -499,73 +495,40 @@ async fn roles_and_their_trust_policy() {
 #[tokio::test]
 async fn delete_role_conflicts() {
     let env = Env::new().await;
-    env.ok(
-        "CreateRole",
-        &[("RoleName", "r"), ("AssumeRolePolicyDocument", TRUST)],
-    )
-    .await;
-    env.ok("CreateInstanceProfile", &[("InstanceProfileName", "ip")])
-        .await;
-    env.ok(
-        "AddRoleToInstanceProfile",
-        &[("InstanceProfileName", "ip"), ("RoleName", "r")],
-    )
-    .await;
-    env.ok(
-        "AttachRolePolicy",
-        &[("RoleName", "r"), ("PolicyArn", ADMIN)],
-    )
-    .await;
-    env.ok(
-        "PutRolePolicy",
-        &[
-            ("RoleName", "r"),
-            ("PolicyName", "inline"),
-            ("PolicyDocument", DOC),
-        ],
-    )
-    .await;
-    let conflict = |what: &str| {
+    let role: &[(&str, &str)] = &[("RoleName", "r")];
+    let profile: &[(&str, &str)] = &[("InstanceProfileName", "ip")];
+    let in_profile: &[(&str, &str)] = &[("InstanceProfileName", "ip"), ("RoleName", "r")];
+    let inline: &[(&str, &str)] = &[("RoleName", "r"), ("PolicyName", "inline")];
+    let admin: &[(&str, &str)] = &[("RoleName", "r"), ("PolicyArn", ADMIN)];
+    env.oks(&[
         (
-            "DeleteConflict",
-            format!("Cannot delete entity, must {what} first."),
-        )
-    };
-    assert_eq!(
-        env.err("DeleteRole", &[("RoleName", "r")]).await,
-        conflict("remove roles from instance profile")
-    );
-    assert_eq!(
-        env.err("DeleteInstanceProfile", &[("InstanceProfileName", "ip")])
-            .await,
-        conflict("remove roles from instance profile")
-    );
-    env.ok(
-        "RemoveRoleFromInstanceProfile",
-        &[("InstanceProfileName", "ip"), ("RoleName", "r")],
-    )
+            "CreateRole",
+            &[role, &[("AssumeRolePolicyDocument", TRUST)]].concat(),
+        ),
+        ("CreateInstanceProfile", profile),
+        ("AddRoleToInstanceProfile", in_profile),
+        ("AttachRolePolicy", admin),
+        (
+            "PutRolePolicy",
+            &[inline, &[("PolicyDocument", DOC)]].concat(),
+        ),
+    ])
     .await;
-    assert_eq!(
-        env.err("DeleteRole", &[("RoleName", "r")]).await,
-        conflict("detach all policies")
-    );
-    env.ok(
-        "DetachRolePolicy",
-        &[("RoleName", "r"), ("PolicyArn", ADMIN)],
-    )
-    .await;
-    assert_eq!(
-        env.err("DeleteRole", &[("RoleName", "r")]).await,
-        conflict("delete policies")
-    );
-    env.ok(
-        "DeleteRolePolicy",
-        &[("RoleName", "r"), ("PolicyName", "inline")],
-    )
-    .await;
-    env.ok("DeleteRole", &[("RoleName", "r")]).await;
-    env.ok("DeleteInstanceProfile", &[("InstanceProfileName", "ip")])
+    let in_use = "remove roles from instance profile";
+    env.conflicts("DeleteRole", role, in_use).await;
+    env.conflicts("DeleteInstanceProfile", profile, in_use)
         .await;
+    env.ok("RemoveRoleFromInstanceProfile", in_profile).await;
+    env.conflicts("DeleteRole", role, "detach all policies")
+        .await;
+    env.ok("DetachRolePolicy", admin).await;
+    env.conflicts("DeleteRole", role, "delete policies").await;
+    env.oks(&[
+        ("DeleteRolePolicy", inline),
+        ("DeleteRole", role),
+        ("DeleteInstanceProfile", profile),
+    ])
+    .await;
     assert!(env.iam.snapshot().state().roles.is_empty());
 }
 
@@ -635,10 +598,8 @@ async fn managed_policy_versions() {
         )
     );
     assert_eq!(
-        one(
-            &env.ok("GetPolicy", &[("PolicyArn", &arn)]).await,
-            "DefaultVersionId"
-        ),
+        env.one("GetPolicy", &[("PolicyArn", &arn)], "DefaultVersionId")
+            .await,
         "v3"
     );
     let x = env.ok("ListPolicyVersions", &[("PolicyArn", &arn)]).await;
@@ -695,10 +656,8 @@ async fn managed_policy_versions() {
     )
     .await;
     assert_eq!(
-        one(
-            &env.ok("GetPolicy", &[("PolicyArn", &arn)]).await,
-            "AttachmentCount"
-        ),
+        env.one("GetPolicy", &[("PolicyArn", &arn)], "AttachmentCount")
+            .await,
         "1"
     );
     let x = env
@@ -909,10 +868,8 @@ async fn inline_policies() {
     )
     .await;
     assert_eq!(
-        all(
-            &env.ok("ListUserPolicies", &[("UserName", "u")]).await,
-            "member"
-        ),
+        env.all("ListUserPolicies", &[("UserName", "u")], "member")
+            .await,
         vec!["b"]
     );
     // The snapshot the authorizer reads sees the inline policy.
@@ -1064,10 +1021,8 @@ async fn instance_profiles() {
             .contains("<InstanceProfiles/>")
     );
     assert_eq!(
-        all(
-            &env.ok("ListInstanceProfiles", &[]).await,
-            "InstanceProfileName"
-        ),
+        env.all("ListInstanceProfiles", &[], "InstanceProfileName")
+            .await,
         vec!["ip"]
     );
     assert_eq!(

@@ -1,8 +1,9 @@
 //! Users: CreateUser, GetUser, ListUsers, UpdateUser, DeleteUser, their
 //! tags, and GetAccountSummary.
 
+use super::attachments::{Holder, delete_identity};
 use super::{
-    Ctx, arn, form, merge_tags, path_prefix, required_tags, tag_keys, tags_page, validate, xml,
+    Ctx, Retag, arn, create_new, create_tags, name_and_path, path_prefix, tags_page, validate, xml,
 };
 use crate::caller::CallerKind;
 use crate::error::IamError;
@@ -38,16 +39,8 @@ pub fn user_name_or_caller<'a>(cx: &'a Ctx) -> Result<&'a str, IamError> {
 }
 
 pub async fn create(cx: &Ctx<'_>) -> Result<String, IamError> {
-    let name = cx.form.required("UserName")?.to_string();
-    validate::name("userName", &name, 64)?;
-    let path = cx.form.get("Path").unwrap_or("/").to_string();
-    validate::path("path", &path)?;
-    let tags = form::tags(&cx.form, "Tags")?;
-    if tags.len() > 50 {
-        return Err(IamError::LimitExceeded(
-            "The number of tags has reached the maximum limit.".into(),
-        ));
-    }
+    let (name, path) = name_and_path(cx, "UserName", "userName", 64)?;
+    let tags = create_tags(cx)?;
     let user = User {
         arn: arn(cx, "user", &path, &name),
         id: validate::random_id("AIDA", 17),
@@ -59,23 +52,16 @@ pub async fn create(cx: &Ctx<'_>) -> Result<String, IamError> {
         groups: Vec::new(),
         tags,
     };
-    let user = cx
-        .iam
-        .mutate(|s| {
-            if s.user(&name).is_some() {
-                return Err(IamError::EntityAlreadyExists(format!(
-                    "User with name {name} already exists."
-                )));
-            }
-            s.users.insert(name.clone(), user.clone());
-            Ok(user.clone())
-        })
-        .await?;
-    let mut x = cx.response();
-    x.open("User");
-    xml::user(&mut x, &user, true);
-    x.close("User");
-    Ok(x.finish())
+    create_new(
+        cx,
+        &name,
+        format!("User with name {name} already exists."),
+        |s, n| s.user(n).is_some(),
+        |s| &mut s.users,
+        &user,
+    )
+    .await?;
+    Ok(cx.answer("User", |x| xml::user(x, &user, true)))
 }
 
 pub fn get(cx: &Ctx) -> Result<String, IamError> {
@@ -110,107 +96,34 @@ pub fn list(cx: &Ctx) -> Result<String, IamError> {
         .values()
         .filter(|u| u.path.starts_with(prefix))
         .collect();
-    let (page, next) = form::page(&cx.form, found)?;
-    let mut x = cx.response();
-    x.members("Users", &page, |x, u| xml::user(x, u, false));
-    xml::paging(&mut x, next.as_deref());
-    Ok(x.finish())
-}
-
-pub async fn update(cx: &Ctx<'_>) -> Result<String, IamError> {
-    let name = cx.form.required("UserName")?.to_string();
-    let new_name = cx.form.get("NewUserName").map(str::to_string);
-    let new_path = cx.form.get("NewPath").map(str::to_string);
-    if let Some(n) = &new_name {
-        validate::name("newUserName", n, 64)?;
-    }
-    if let Some(p) = &new_path {
-        validate::path("newPath", p)?;
-    }
-    let account = cx.account();
-    cx.iam
-        .mutate(|s| {
-            let old = key(s, &name)?;
-            let target = new_name.clone().unwrap_or_else(|| old.clone());
-            if s.user(&target).is_some_and(|other| other.name != old) {
-                return Err(IamError::EntityAlreadyExists(format!(
-                    "User with name {target} already exists."
-                )));
-            }
-            let Some(mut user) = s.users.remove(&old) else {
-                return Err(no_such_user(&name));
-            };
-            user.name = target.clone();
-            if let Some(p) = &new_path {
-                user.path = p.clone();
-            }
-            user.arn = format!("arn:aws:iam::{account}:user{}{}", user.path, user.name);
-            s.users.insert(target.clone(), user);
-            if target != old {
-                for k in s.access_keys.values_mut().filter(|k| k.user_name == old) {
-                    k.user_name = target.clone();
-                }
-            }
-            Ok(())
-        })
-        .await?;
-    Ok(cx.done())
+    cx.page_of("Users", found, |x, u| xml::user(x, u, false))
 }
 
 pub async fn delete(cx: &Ctx<'_>) -> Result<String, IamError> {
-    let name = cx.form.required("UserName")?.to_string();
-    cx.iam
-        .mutate(|s| {
-            let k = key(s, &name)?;
-            let conflict = |what: &str| {
-                Err(IamError::DeleteConflict(format!(
-                    "Cannot delete entity, must {what} first."
-                )))
-            };
-            if s.access_keys.values().any(|a| a.user_name == k) {
-                return conflict("delete access keys");
-            }
-            let Some(user) = s.users.get(&k) else {
-                return Err(no_such_user(&name));
-            };
-            if !user.inline_policies.is_empty() {
-                return conflict("delete policies");
-            }
-            if !user.attached_policies.is_empty() {
-                return conflict("detach all policies");
-            }
-            if !user.groups.is_empty() {
-                return conflict("remove users from group");
-            }
-            s.users.remove(&k);
-            Ok(())
+    delete_identity(cx, Holder::User, |s, k| {
+        if s.access_keys.values().any(|a| a.user_name == k) {
+            return Some("delete access keys");
+        }
+        Holder::User.policies_in_the_way(s, k).or_else(|| {
+            let member = s.users.get(k).is_some_and(|u| !u.groups.is_empty());
+            member.then_some("remove users from group")
         })
-        .await?;
-    Ok(cx.done())
+    })
+    .await
 }
 
-pub async fn tag(cx: &Ctx<'_>) -> Result<String, IamError> {
+/// TagUser and UntagUser.
+pub async fn retag(
+    cx: &Ctx<'_>,
+    change: fn(&Ctx) -> Result<Retag, IamError>,
+) -> Result<String, IamError> {
     let name = cx.form.required("UserName")?.to_string();
-    let tags = required_tags(cx)?;
+    let change = change(cx)?;
     cx.iam
         .mutate(|s| {
             let k = key(s, &name)?;
             let user = s.users.get_mut(&k).ok_or_else(|| no_such_user(&name))?;
-            merge_tags(&mut user.tags, &tags)
-        })
-        .await?;
-    Ok(cx.done())
-}
-
-pub async fn untag(cx: &Ctx<'_>) -> Result<String, IamError> {
-    let name = cx.form.required("UserName")?.to_string();
-    let keys = tag_keys(cx)?;
-    cx.iam
-        .mutate(|s| {
-            let k = key(s, &name)?;
-            let user = s.users.get_mut(&k).ok_or_else(|| no_such_user(&name))?;
-            user.tags.retain(|t| !keys.contains(&t.key));
-            Ok(())
+            change.apply(&mut user.tags)
         })
         .await?;
     Ok(cx.done())

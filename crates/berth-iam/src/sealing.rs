@@ -125,6 +125,12 @@ impl MasterKey {
         hmac_sha256(&self.bytes, format!("berth/{purpose}").as_bytes())
     }
 
+    /// A MAC of `message` under the key for `purpose`: ids only the holder
+    /// of the master key can compute (e.g. a task's credentials id).
+    pub fn mac(&self, purpose: &str, message: &[u8]) -> [u8; 32] {
+        hmac_sha256(&self.derive(purpose), message)
+    }
+
     /// Seal `plaintext`; `context` (e.g. the access key id) is bound as
     /// associated data, so a sealed value moved to another record fails to open.
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> Sealed {

@@ -8,8 +8,6 @@ use berth_ecs::roles::RoleGate;
 use berth_iam::sessions::{self, SessionClaims, SessionSubject};
 use berth_iam::trust::{self, Assumer, TrustDecision};
 use berth_iam::{Caller, CallerKind, Iam, RequestFacts, Snapshot};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -34,11 +32,7 @@ impl IamRoleGate {
     /// of its ARN, so it is stable across polls and restarts, and nobody
     /// without the master key can compute another task's.
     pub fn credentials_id(&self, task_arn: &str) -> String {
-        let key = self.iam.key().derive("credentials-id");
-        // HMAC takes keys of any length: this cannot fail.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC accepts any key length");
-        mac.update(task_arn.as_bytes());
-        mac.finalize().into_bytes()[..16].iter().map(|b| format!("{b:02x}")).collect()
+        self.iam.key().mac("credentials-id", task_arn.as_bytes())[..16].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     fn mint_for_task(&self, snapshot: &Snapshot, ctx: &RequestContext, role_arn: &str, task_id: &str, now: SystemTime) -> Result<RoleCredentials, String> {
@@ -159,5 +153,119 @@ impl RoleGate for IamRoleGate {
             execution_role,
             error: (!errors.is_empty()).then(|| errors.join("; ")),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_iam::MasterKey;
+    use berth_iam::model::{Role, User};
+    use std::collections::BTreeMap;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    const ACCOUNT: &str = "123456789012";
+
+    fn role(name: &str, trust: &str) -> Role {
+        Role {
+            name: name.into(),
+            id: format!("AROA{:0>17}", name.to_uppercase()),
+            path: "/".into(),
+            arn: format!("arn:aws:iam::{ACCOUNT}:role/{name}"),
+            created_at: 0,
+            assume_role_policy_document: trust.into(),
+            description: None,
+            max_session_duration: 3600,
+            inline_policies: BTreeMap::new(),
+            attached_policies: vec![],
+            tags: vec![],
+        }
+    }
+
+    fn ctx(principal: &str) -> RequestContext {
+        RequestContext {
+            account: ACCOUNT.parse().unwrap(),
+            region: "us-east-1".parse().unwrap(),
+            principal_arn: principal.into(),
+            now: UNIX_EPOCH + Duration::from_secs(1_795_000_000),
+        }
+    }
+
+    async fn gate() -> IamRoleGate {
+        let store: Arc<dyn berth_store::Store> = Arc::new(berth_store::memory::MemoryStore::new());
+        let iam = Iam::open(store, ACCOUNT.parse().unwrap(), MasterKey::generate()).await.unwrap();
+        let trusts_tasks = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        let trusts_account = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"123456789012"},"Action":"sts:AssumeRole"}]}"#;
+        iam.mutate(|s| {
+            s.roles.insert("app".into(), role("app", trusts_tasks));
+            s.roles.insert("human".into(), role("human", trusts_account));
+            for (name, attached) in [("dev", vec![]), ("ops", vec!["arn:aws:iam::aws:policy/AmazonECS_FullAccess".to_string()])] {
+                s.users.insert(
+                    name.into(),
+                    User {
+                        name: name.into(),
+                        id: format!("AIDA{:0>17}", name.to_uppercase()),
+                        path: "/".into(),
+                        arn: format!("arn:aws:iam::{ACCOUNT}:user/{name}"),
+                        created_at: 0,
+                        inline_policies: BTreeMap::new(),
+                        attached_policies: attached,
+                        groups: vec![],
+                        tags: vec![],
+                    },
+                );
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        IamRoleGate::new(iam)
+    }
+
+    const APP: &str = "arn:aws:iam::123456789012:role/app";
+    const HUMAN: &str = "arn:aws:iam::123456789012:role/human";
+
+    #[tokio::test]
+    async fn pass_role_follows_the_callers_policies() {
+        let g = gate().await;
+        assert_eq!(g.check_pass_role(&ctx("arn:aws:iam::123456789012:root"), APP), Ok(()));
+        assert_eq!(g.check_pass_role(&ctx("arn:aws:iam::123456789012:user/ops"), APP), Ok(()));
+        let denied = g.check_pass_role(&ctx("arn:aws:iam::123456789012:user/dev"), APP).unwrap_err();
+        assert_eq!(
+            denied,
+            "User: arn:aws:iam::123456789012:user/dev is not authorized to perform: iam:PassRole on resource: arn:aws:iam::123456789012:role/app because no identity-based policy allows the iam:PassRole action"
+        );
+        // Agents pass nothing; unknown principals neither.
+        assert!(g.check_pass_role(&ctx("arn:aws:sts::123456789012:assumed-role/BerthInstanceRole/host-a"), APP).is_err());
+        assert!(g.check_pass_role(&ctx("arn:aws:iam::123456789012:user/ghost"), APP).is_err());
+    }
+
+    #[tokio::test]
+    async fn only_roles_trusting_ecs_tasks_get_task_credentials() {
+        let g = gate().await;
+        let c = ctx("arn:aws:iam::123456789012:root");
+        assert!(g.ecs_can_assume(&c, APP));
+        assert!(!g.ecs_can_assume(&c, HUMAN));
+        assert!(!g.ecs_can_assume(&c, "arn:aws:iam::123456789012:role/missing"));
+        assert!(!g.ecs_can_assume(&c, "arn:aws:iam::210987654321:role/app"), "another account's role");
+
+        let task = "arn:aws:ecs:us-east-1:123456789012:task/c/0123456789abcdef";
+        let creds = g.task_credentials(&c, task, Some(APP), Some(HUMAN), c.now).unwrap();
+        assert_eq!(creds.credentials_id, g.credentials_id(task), "stable per task");
+        assert_ne!(creds.credentials_id, g.credentials_id("arn:aws:ecs:us-east-1:123456789012:task/c/other"));
+        assert_eq!(creds.credentials_id.len(), 32);
+        let task_role = creds.task_role.unwrap();
+        assert_eq!(task_role.role_arn, APP);
+        assert_eq!(task_role.expiration, berth_clock::civil::iso8601_seconds(1_795_000_000 + TASK_CREDENTIALS_SECS as i64));
+        let (claims, secret) = sessions::verify(g.iam.key(), &task_role.access_key_id, &task_role.session_token, 1_795_000_001).unwrap();
+        assert_eq!(secret, task_role.secret_access_key);
+        assert_eq!(
+            claims.subject,
+            SessionSubject::AssumedRole { role_name: "app".into(), role_id: "AROA00000000000000APP".into(), session_name: "0123456789abcdef".into() }
+        );
+        // The execution role does not trust ECS tasks: no session, and why.
+        assert!(creds.execution_role.is_none());
+        assert!(creds.error.unwrap().contains("does not allow ecs-tasks.amazonaws.com"));
+        assert!(g.task_credentials(&c, task, None, None, c.now).is_none());
     }
 }

@@ -345,3 +345,21 @@ def test_run_task_with_a_role_ecs_cannot_assume_is_refused(berth, iam):
         f"ECS was unable to assume the role '{arn}' that was provided for this task. Please verify that the role being "
         "passed has the proper trust relationship and permissions and that your IAM user has permissions to pass this role."
     )
+
+
+def test_load_balancer_actions_are_authorized_on_their_arns(berth, iam):
+    elbv2 = berth.client("elbv2")
+    vpc = berth.client("ec2").describe_vpcs()["Vpcs"][0]["VpcId"]
+    prefix = unique("tg")[:20]
+    mine = elbv2.create_target_group(Name=f"{prefix}-a", Protocol="HTTP", Port=80, VpcId=vpc)["TargetGroups"][0]["TargetGroupArn"]
+    other = elbv2.create_target_group(Name=unique("other")[:32], Protocol="HTTP", Port=80, VpcId=vpc)["TargetGroups"][0]["TargetGroupArn"]
+    scope = mine.rsplit("/", 2)[0] + f"/{prefix}-*"
+    _, key = make_user(berth, iam, allow("elasticloadbalancing:DeleteTargetGroup", scope))
+    as_user = as_key(berth, "elbv2", key)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        as_user.delete_target_group(TargetGroupArn=other)
+    assert error_code(e) == "AccessDenied"
+    assert f"elasticloadbalancing:DeleteTargetGroup on resource: {other}" in error_message(e)
+    as_user.delete_target_group(TargetGroupArn=mine)
+    assert [g["TargetGroupArn"] for g in elbv2.describe_target_groups(TargetGroupArns=[other])["TargetGroups"]] == [other]
+    elbv2.delete_target_group(TargetGroupArn=other)

@@ -433,6 +433,7 @@ impl FrontDoor {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn handle_query(
         &self,
         ctx: &RequestContext,
@@ -461,7 +462,11 @@ impl FrontDoor {
         }
         let query_service = matches!(signing_service, "iam" | "elasticloadbalancing" | "monitoring");
         let named = Action { service: authz::iam_prefix(signing_service), name: action };
-        let targets = if signing_service == "iam" { resources::iam(&self.iam.snapshot(), form) } else { vec!["*".to_string()] };
+        let targets = match signing_service {
+            "iam" => resources::iam(&self.iam.snapshot(), form),
+            "elasticloadbalancing" => resources::elbv2(form),
+            _ => vec!["*".to_string()],
+        };
         let result: Result<String, DoorError> = match (signing_service, action) {
             (_, a) if query_service && !a.is_empty() && let Some(denial) = self.denied(caller, named, &targets, facts) => {
                 Err(DoorError::QueryAccessDenied(denial))

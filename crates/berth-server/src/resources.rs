@@ -1,4 +1,4 @@
-//! The resources a request acts on, as IAM's authorization names them: the
+//! The resources a request acts on (ECS, ELBv2, IAM), as IAM's authorization names them: the
 //! `Resource` its policies' statements are matched against.
 //!
 //! Each follows the AWS Service Authorization Reference's resource types
@@ -113,6 +113,22 @@ pub fn ecs(region: &Region, account: &AccountId, operation: &str, body: &Map<Str
     if out.is_empty() { vec!["*".into()] } else { out }
 }
 
+/// The ARNs an ELBv2 action acts on: every load balancer, target group,
+/// listener and rule ARN among its parameters (`*` when it names none, as
+/// for the Create* and unfiltered Describe* calls).
+pub fn elbv2(params: &[(String, String)]) -> Vec<String> {
+    const SINGLE: [&str; 4] = ["LoadBalancerArn", "TargetGroupArn", "ListenerArn", "RuleArn"];
+    const LISTS: [&str; 5] = ["LoadBalancerArns.member.", "TargetGroupArns.member.", "ListenerArns.member.", "RuleArns.member.", "ResourceArns.member."];
+    let mut out: Vec<String> = Vec::new();
+    for (k, v) in params {
+        let names_one = SINGLE.contains(&k.as_str()) || LISTS.iter().any(|p| k.starts_with(p) && k[p.len()..].bytes().all(|b| b.is_ascii_digit()));
+        if names_one && v.starts_with("arn:") && !out.contains(v) {
+            out.push(v.clone());
+        }
+    }
+    if out.is_empty() { vec!["*".into()] } else { out }
+}
+
 /// The ARN an IAM action acts on, from the names in its parameters (the
 /// path comes from the existing entity when there is one).
 pub fn iam(snapshot: &berth_iam::Snapshot, params: &[(String, String)]) -> Vec<String> {
@@ -144,6 +160,20 @@ mod tests {
 
     fn body(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn elbv2_actions_name_their_arns() {
+        let form = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        let lb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/web/0123456789abcdef";
+        let tg = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef";
+        assert_eq!(elbv2(&form(&[("Action", "DeleteLoadBalancer"), ("LoadBalancerArn", lb)])), [lb]);
+        assert_eq!(
+            elbv2(&form(&[("Action", "CreateListener"), ("LoadBalancerArn", lb), ("DefaultActions.member.1.TargetGroupArn", tg)])),
+            [lb]
+        );
+        assert_eq!(elbv2(&form(&[("Action", "DescribeTags"), ("ResourceArns.member.1", lb), ("ResourceArns.member.2", tg)])), [lb, tg]);
+        assert_eq!(elbv2(&form(&[("Action", "CreateLoadBalancer"), ("Name", "web")])), ["*"]);
     }
 
     #[test]

@@ -363,3 +363,24 @@ def test_load_balancer_actions_are_authorized_on_their_arns(berth, iam):
     as_user.delete_target_group(TargetGroupArn=mine)
     assert [g["TargetGroupArn"] for g in elbv2.describe_target_groups(TargetGroupArns=[other])["TargetGroups"]] == [other]
     elbv2.delete_target_group(TargetGroupArn=other)
+
+
+def test_the_ecs_cluster_condition_key_confines_a_caller_to_clusters(berth, iam):
+    ecs = berth.client("ecs")
+    mine, other = unique("mine"), unique("other")
+    for name in (mine, other):
+        ecs.create_cluster(clusterName=name)
+    _, key = make_user(
+        berth,
+        iam,
+        allow(["ecs:ListTasks", "ecs:ListServices"], Condition={"ArnEquals": {"ecs:cluster": f"{CLUSTER_ARN}{mine}"}}),
+    )
+    as_user = as_key(berth, "ecs", key)
+    assert as_user.list_tasks(cluster=mine)["taskArns"] == []
+    assert as_user.list_services(cluster=f"{CLUSTER_ARN}{mine}")["serviceArns"] == []
+    for call in (lambda: as_user.list_tasks(cluster=other), lambda: as_user.list_services()):
+        with pytest.raises(botocore.exceptions.ClientError) as e:
+            call()
+        assert error_code(e) == "AccessDeniedException"
+    for name in (mine, other):
+        ecs.delete_cluster(cluster=name)

@@ -112,13 +112,23 @@ impl Snapshot {
     /// The first of `resources` that `caller` may not do `action` on, with
     /// the decision; policies and the request context are built once for
     /// all of them (authorization runs on every request).
-    pub fn first_denied<'r>(&self, caller: &Caller, action: &str, resources: &'r [String], facts: &RequestFacts) -> Option<(&'r str, Decision)> {
+    pub fn first_denied<'r>(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resources: &'r [String],
+        facts: &RequestFacts,
+        keys: &[(&str, String)],
+    ) -> Option<(&'r str, Decision)> {
         if caller.is_root() {
             return None;
         }
         let policies = self.policies_for(caller);
         let refs: Vec<&Policy> = policies.iter().map(|p| p.as_ref()).collect();
         let mut ctx = request_context(caller, action, "*", facts);
+        for (k, v) in keys {
+            ctx = ctx.with_key(*k, v.clone());
+        }
         for resource in resources {
             ctx.resource.clone_from(resource);
             let decision = berth_iam_policy::evaluate(&refs, &ctx);

@@ -40,11 +40,23 @@ pub struct Denial {
 /// May `caller` perform `action` on every one of `resources`? The first
 /// resource refused decides the message, as IAM reports one.
 pub fn check(snapshot: &Snapshot, caller: &Caller, action: Action<'_>, resources: &[String], facts: &RequestFacts) -> Result<(), Denial> {
+    check_with(snapshot, caller, action, resources, facts, &[])
+}
+
+/// [`check`] with the service's own condition keys (`ecs:cluster`, ...).
+pub fn check_with(
+    snapshot: &Snapshot,
+    caller: &Caller,
+    action: Action<'_>,
+    resources: &[String],
+    facts: &RequestFacts,
+    keys: &[(&str, String)],
+) -> Result<(), Denial> {
     if caller.is_root() {
         return Ok(());
     }
     let action_text = action.to_string();
-    match snapshot.first_denied(caller, &action_text, resources, facts) {
+    match snapshot.first_denied(caller, &action_text, resources, facts, keys) {
         None => Ok(()),
         Some((resource, decision)) => {
             tracing::debug!(principal = %caller.arn, action = %action_text, %resource, ?decision, "access denied");

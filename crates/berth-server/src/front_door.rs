@@ -399,12 +399,16 @@ impl FrontDoor {
             Err(e) => return render_error(Protocol::Json, &e, Some(operation), request_id, started),
         };
         let action = Action { service: authz::iam_prefix(service.name()), name: operation };
-        let named = if service == JsonService::Ecs {
-            resources::ecs(&ctx.region, &ctx.account, operation, &input)
+        let (named, keys) = if service == JsonService::Ecs {
+            (
+                resources::ecs(&ctx.region, &ctx.account, operation, &input),
+                resources::ecs_condition_keys(&ctx.region, &ctx.account, operation, &input),
+            )
         } else {
-            vec!["*".to_string()]
+            (vec!["*".to_string()], Vec::new())
         };
-        if is_operation && let Some(denial) = self.denied(caller, action, &named, facts) {
+        let denial = authz::check_with(&self.iam.snapshot(), caller, action, &named, facts, &keys).err().map(|d| d.message);
+        if is_operation && let Some(denial) = denial {
             return render_error(Protocol::Json, &DoorError::AccessDenied(denial), Some(operation), request_id, started);
         }
         match service {

@@ -113,6 +113,23 @@ pub fn ecs(region: &Region, account: &AccountId, operation: &str, body: &Map<Str
     if out.is_empty() { vec!["*".into()] } else { out }
 }
 
+/// ECS's own condition keys for a request: `ecs:cluster`, the ARN of the
+/// cluster a cluster-scoped operation acts in (the default cluster when
+/// the request names none), so a policy can confine a caller to clusters.
+pub fn ecs_condition_keys(region: &Region, account: &AccountId, operation: &str, body: &Map<String, Value>) -> Vec<(&'static str, String)> {
+    const CLUSTER_SCOPED: &[&str] = &[
+        "RunTask", "StartTask", "StopTask", "DescribeTasks", "ListTasks", "CreateService", "UpdateService", "DeleteService",
+        "DescribeServices", "ListServices", "ListContainerInstances", "DescribeContainerInstances", "UpdateContainerInstancesState",
+        "DeregisterContainerInstance", "ListServiceDeployments", "StopServiceDeployment", "DeleteCluster", "UpdateCluster",
+        "UpdateClusterSettings", "PutClusterCapacityProviders",
+    ];
+    if CLUSTER_SCOPED.contains(&operation) {
+        vec![("ecs:cluster", cluster_arn(region, account, string(body, "cluster")))]
+    } else {
+        Vec::new()
+    }
+}
+
 /// The ARNs an ELBv2 action acts on: every load balancer, target group,
 /// listener and rule ARN among its parameters (`*` when it names none, as
 /// for the Create* and unfiltered Describe* calls).

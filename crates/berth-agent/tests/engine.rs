@@ -103,7 +103,11 @@ impl Rig {
     }
 
     fn engine_with(&self, host: Arc<Host>, task_cleanup_wait: Duration) -> Engine {
-        let cfg = EngineConfig {
+        Engine::new(self.config(task_cleanup_wait), host, self.control.clone())
+    }
+
+    fn config(&self, task_cleanup_wait: Duration) -> EngineConfig {
+        EngineConfig {
             cluster: "demo".into(),
             region: "us-east-1".into(),
             instance_type: "berth.test".into(),
@@ -115,8 +119,7 @@ impl Rig {
             custom_attributes: vec![],
             state_dir: self.dir.path().to_path_buf(),
             task_cleanup_wait,
-        };
-        Engine::new(cfg, host, self.control.clone())
+        }
     }
 
     /// Runs an engine until the returned sender is dropped or fired.
@@ -514,20 +517,7 @@ async fn a_task_with_a_role_gets_the_endpoint_in_its_environment_and_its_credent
         ]}))
     .await;
     let control = Arc::new(MintingControl { inner: rig.control.clone(), minted: Default::default() });
-    let cfg = EngineConfig {
-        cluster: "demo".into(),
-        region: "us-east-1".into(),
-        instance_type: "berth.test".into(),
-        availability_zone: "us-east-1a".into(),
-        hostname: "test-host".into(),
-        resources: HostResources { cpu_units: 2048, memory_mib: 4096 },
-        reserved_ports: vec![22],
-        reserved_ports_udp: vec![],
-        custom_attributes: vec![],
-        state_dir: rig.dir.path().to_path_buf(),
-        task_cleanup_wait: Duration::from_secs(3600),
-    };
-    let engine = Engine::new(cfg, rig.host.clone(), control);
+    let engine = Engine::new(rig.config(Duration::from_secs(3600)), rig.host.clone(), control);
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let join = tokio::spawn(async move { engine.run(async { let _ = rx.await; }).await.unwrap() });
     rig.wait_instance().await;

@@ -91,13 +91,17 @@ struct InstanceStatus {
 
 /// The version [`desired_state`] would answer with, from two key reads.
 async fn version_of(store: &dyn Store, keys: &Keys, cluster: &str, instance_id: &str) -> EcsResult<u64> {
-    let epoch = store.get(&keys.instance_epoch(cluster, instance_id)).await?.map(|v| v.mod_revision);
     let instance = store.get(&keys.container_instance(cluster, instance_id)).await?.ok_or_else(unknown_instance)?;
-    Ok(epoch.unwrap_or(0).max(instance.mod_revision))
+    Ok(epoch_revision(store, keys, cluster, instance_id).await?.max(instance.mod_revision))
 }
 
-/// The instance's current desired state and its version.
-pub async fn desired_state(
+async fn epoch_revision(store: &dyn Store, keys: &Keys, cluster: &str, instance_id: &str) -> EcsResult<u64> {
+    Ok(store.get(&keys.instance_epoch(cluster, instance_id)).await?.map(|v| v.mod_revision).unwrap_or(0))
+}
+
+/// The instance's current desired state and its version (for [`poll`],
+/// which has checked that the caller may see it).
+async fn desired_state(
     store: &dyn Store,
     roles: &dyn RoleGate,
     ctx: &RequestContext,
@@ -112,7 +116,6 @@ pub async fn desired_state(
     else {
         return Err(unknown_instance());
     };
-    container_instances::check_agent_owns(ctx, instance.record.agent.as_deref(), "ecs:Poll", &current_arn(ctx, cluster, instance_id))?;
     let version = epoch.unwrap_or(0).max(instance.mod_revision);
     let entries = repo::load_all::<InstanceTaskEntry>(store, &keys.instance_tasks(cluster, instance_id)).await?;
     let mut definitions: HashMap<(String, u32), Value> = HashMap::new();
@@ -191,9 +194,11 @@ pub async fn poll(
     };
     container_instances::check_agent_owns(ctx, owner.record.agent.as_deref(), "ecs:Poll", &current_arn(ctx, &cluster, &id))?;
     liveness.touch(&current_arn(ctx, &cluster, &id), ctx.now);
-    // Most polls find nothing new: compare versions (two key reads) before
-    // building the whole desired state.
-    if req.known_version.is_none() || req.known_version != Some(version_of(store, &keys, &cluster, &id).await?) {
+    // Most polls find nothing new: compare versions (the instance record
+    // was just read; one more key read) before building the whole desired
+    // state.
+    let version = epoch_revision(store, &keys, &cluster, &id).await?.max(owner.mod_revision);
+    if req.known_version != Some(version) {
         return desired_state(store, roles, ctx, &keys, &cluster, &id).await;
     }
     let deadline = tokio::time::Instant::now() + hold;

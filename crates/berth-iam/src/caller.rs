@@ -46,6 +46,28 @@ impl Caller {
         }
     }
 
+    /// An IAM user (by its access key, or a GetSessionToken session).
+    pub fn user(account: &AccountId, name: &str, user_id: &str, arn: &str) -> Caller {
+        Caller {
+            kind: CallerKind::User { name: name.to_string() },
+            arn: arn.to_string(),
+            user_id: user_id.to_string(),
+            account: account.clone(),
+            token_issued_at: None,
+        }
+    }
+
+    /// A session of the role `role_name` (whose unique id is `role_id`).
+    pub fn role_session(account: &AccountId, role_name: &str, role_id: &str, session_name: &str) -> Caller {
+        Caller {
+            kind: CallerKind::AssumedRole { role_name: role_name.to_string(), session_name: session_name.to_string() },
+            arn: assumed_role_arn(account, role_name, session_name),
+            user_id: format!("{role_id}:{session_name}"),
+            account: account.clone(),
+            token_issued_at: None,
+        }
+    }
+
     pub fn is_root(&self) -> bool {
         matches!(self.kind, CallerKind::Root)
     }
@@ -58,6 +80,12 @@ impl Caller {
             CallerKind::AssumedRole { .. } | CallerKind::Instance { .. } => "AssumedRole",
         }
     }
+}
+
+/// The ARN of a role session: `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`
+/// (no path, as AWS writes it).
+pub fn assumed_role_arn(account: &AccountId, role_name: &str, session_name: &str) -> String {
+    format!("arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}")
 }
 
 /// What the front door knows about a request besides its signer: the

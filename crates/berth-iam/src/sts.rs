@@ -174,7 +174,7 @@ fn assume_role(iam: &Iam, req: &QueryRequest<'_>) -> Result<String, IamError> {
     let body = format!(
         "<AssumedRoleUser><AssumedRoleId>{}</AssumedRoleId><Arn>{}</Arn></AssumedRoleUser>{}",
         xml_escape(&format!("{}:{session_name}", role.id)),
-        xml_escape(&format!("arn:aws:sts::{account}:assumed-role/{}/{session_name}", role.name)),
+        xml_escape(&crate::caller::assumed_role_arn(iam.account(), &role.name, session_name)),
         credentials_xml(&minted)
     );
     Ok(respond("AssumeRole", &body, req.request_id))

@@ -20,7 +20,7 @@ use crate::instance_credentials::{self, InstanceCredentialCache};
 use crate::resources;
 use berth_arn::Region;
 use berth_iam::sessions::{self, SessionError, SessionSubject};
-use berth_iam::{Caller, CallerKind, Iam, RequestFacts};
+use berth_iam::{Caller, Iam, RequestFacts};
 use berth_clock::Clock;
 use berth_ecs::{Ecs, RequestContext};
 use berth_sigv4::{Authenticated, RequestParts, SigV4Error};
@@ -222,14 +222,7 @@ impl FrontDoor {
                     if let (true, Some(user)) = (key.is_active(), user) {
                         match self.iam.key().open_string(akid, &key.secret) {
                             Ok(secret) => {
-                                let caller = Caller {
-                                    kind: CallerKind::User { name: user.name.clone() },
-                                    arn: user.arn.clone(),
-                                    user_id: user.id.clone(),
-                                    account: account.clone(),
-                                    token_issued_at: None,
-                                };
-                                known = Some((secret, caller));
+                                known = Some((secret, Caller::user(account, &user.name, &user.id, &user.arn)));
                             }
                             Err(e) => {
                                 tracing::error!(error = %e, access_key_id = akid, "an IAM access key's secret cannot be opened (wrong master key?)");
@@ -238,14 +231,7 @@ impl FrontDoor {
                         }
                     }
                 } else if let Some(c) = self.instance_keys.lookup(akid).await.map_err(|e| Refusal::Door(e.into()))? {
-                    let caller = Caller {
-                        kind: CallerKind::Instance { session_name: c.principal_arn.rsplit('/').next().unwrap_or_default().to_string() },
-                        user_id: instance_credentials::user_id(account, &c.principal_arn),
-                        arn: c.principal_arn.clone(),
-                        account: account.clone(),
-                        token_issued_at: None,
-                    };
-                    known = Some((c.secret_access_key.clone(), caller));
+                    known = Some((c.secret_access_key.clone(), instance_credentials::caller(account, &c.principal_arn)));
                 }
             }
             None => {}
@@ -267,20 +253,12 @@ impl FrontDoor {
         let account = self.identity.account_id.clone();
         let mut caller = match subject {
             SessionSubject::Root => Caller::root(&account),
-            SessionSubject::User { name, user_id, path } => Caller {
-                arn: format!("arn:aws:iam::{account}:user{path}{name}"),
-                kind: CallerKind::User { name },
-                user_id,
-                account,
-                token_issued_at: None,
-            },
-            SessionSubject::AssumedRole { role_name, role_id, session_name } => Caller {
-                arn: format!("arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}"),
-                user_id: format!("{role_id}:{session_name}"),
-                kind: CallerKind::AssumedRole { role_name, session_name },
-                account,
-                token_issued_at: None,
-            },
+            SessionSubject::User { name, user_id, path } => {
+                Caller::user(&account, &name, &user_id, &format!("arn:aws:iam::{account}:user{path}{name}"))
+            }
+            SessionSubject::AssumedRole { role_name, role_id, session_name } => {
+                Caller::role_session(&account, &role_name, &role_id, &session_name)
+            }
         };
         caller.token_issued_at = Some(issued_at);
         caller
@@ -399,17 +377,18 @@ impl FrontDoor {
             Err(e) => return render_error(Protocol::Json, &e, Some(operation), request_id, started),
         };
         let action = Action { service: authz::iam_prefix(service.name()), name: operation };
-        let (named, keys) = if service == JsonService::Ecs {
-            (
-                resources::ecs(&ctx.region, &ctx.account, operation, &input),
-                resources::ecs_condition_keys(&ctx.region, &ctx.account, operation, &input),
-            )
-        } else {
-            (vec!["*".to_string()], Vec::new())
-        };
-        let denial = authz::check_with(&self.iam.snapshot(), caller, action, &named, facts, &keys).err().map(|d| d.message);
-        if is_operation && let Some(denial) = denial {
-            return render_error(Protocol::Json, &DoorError::AccessDenied(denial), Some(operation), request_id, started);
+        if is_operation && !caller.is_root() {
+            let (named, keys) = if service == JsonService::Ecs {
+                (
+                    resources::ecs(&ctx.region, &ctx.account, operation, &input),
+                    resources::ecs_condition_keys(&ctx.region, &ctx.account, operation, &input),
+                )
+            } else {
+                (vec!["*".to_string()], Vec::new())
+            };
+            if let Err(denial) = authz::check_with(&self.iam.snapshot(), caller, action, &named, facts, &keys) {
+                return render_error(Protocol::Json, &DoorError::AccessDenied(denial.message), Some(operation), request_id, started);
+            }
         }
         match service {
             JsonService::Ecs => match self.ecs.handle_with_endpoint(ctx, operation, input, endpoint).await {

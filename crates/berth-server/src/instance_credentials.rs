@@ -76,7 +76,18 @@ pub fn key(account: &AccountId, access_key_id: &str) -> String {
 
 /// `arn:aws:sts::{account}:assumed-role/BerthInstanceRole/{session}`.
 pub fn principal_arn(account: &AccountId, session: &str) -> String {
-    format!("arn:aws:sts::{account}:assumed-role/{ROLE_NAME}/{session}")
+    berth_iam::caller::assumed_role_arn(account, ROLE_NAME, session)
+}
+
+/// The caller an instance key (principal `principal_arn`) authenticates as.
+pub fn caller(account: &AccountId, principal_arn: &str) -> berth_iam::Caller {
+    berth_iam::Caller {
+        kind: berth_iam::CallerKind::Instance { session_name: principal_arn.rsplit('/').next().unwrap_or_default().to_string() },
+        user_id: user_id(account, principal_arn),
+        arn: principal_arn.to_string(),
+        account: account.clone(),
+        token_issued_at: None,
+    }
 }
 
 /// The role's unique id (`AROA` + 17), stable per account: AWS shows an

@@ -7,7 +7,8 @@ use berth_ecs::RequestContext;
 use berth_ecs::roles::RoleGate;
 use berth_iam::sessions::{self, SessionClaims, SessionSubject};
 use berth_iam::trust::{self, Assumer, TrustDecision};
-use berth_iam::{Caller, CallerKind, Iam, RequestFacts, Snapshot};
+use berth_iam::model::Role;
+use berth_iam::{Caller, Iam, RequestFacts, Snapshot};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -36,14 +37,7 @@ impl IamRoleGate {
     }
 
     fn mint_for_task(&self, snapshot: &Snapshot, ctx: &RequestContext, role_arn: &str, task_id: &str, now: SystemTime) -> Result<RoleCredentials, String> {
-        let role = snapshot
-            .state()
-            .role_by_arn(role_arn)
-            .filter(|_| role_arn.split(':').nth(4) == Some(ctx.account.as_str()))
-            .ok_or_else(|| format!("the role {role_arn} does not exist"))?;
-        if trust::evaluate(role, Assumer::Service(ECS_TASKS)) != TrustDecision::AllowedByName {
-            return Err(format!("the trust policy of {role_arn} does not allow {ECS_TASKS} to assume it"));
-        }
+        let role = assumable_by_ecs_tasks(snapshot, ctx, role_arn)?;
         let issued_at = now.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let claims = SessionClaims {
             account: ctx.account.to_string(),
@@ -62,43 +56,39 @@ impl IamRoleGate {
     }
 }
 
+/// The role `role_arn` if it is in the caller's account and its trust
+/// policy lets ECS tasks assume it; else why not.
+fn assumable_by_ecs_tasks<'s>(snapshot: &'s Snapshot, ctx: &RequestContext, role_arn: &str) -> Result<&'s Role, String> {
+    let role = snapshot
+        .state()
+        .role_by_arn(role_arn)
+        .filter(|_| role_arn.split(':').nth(4) == Some(ctx.account.as_str()))
+        .ok_or_else(|| format!("the role {role_arn} does not exist"))?;
+    if trust::evaluate(role, Assumer::Service(ECS_TASKS)) != TrustDecision::AllowedByName {
+        return Err(format!("the trust policy of {role_arn} does not allow {ECS_TASKS} to assume it"));
+    }
+    Ok(role)
+}
+
 /// The caller of an ECS request, from its principal ARN (the front door
 /// authenticated it; ECS handlers only carry the ARN).
 pub fn caller_from_arn(snapshot: &Snapshot, arn: &str) -> Option<Caller> {
-    let account = snapshot.account().clone();
+    let account = snapshot.account();
     if arn == format!("arn:aws:iam::{account}:root") {
-        return Some(Caller::root(&account));
+        return Some(Caller::root(account));
     }
     if let Some(rest) = arn.strip_prefix(&format!("arn:aws:iam::{account}:user/")) {
         let name = rest.rsplit('/').next()?;
         let user = snapshot.state().user(name).filter(|u| u.arn == arn)?;
-        return Some(Caller {
-            kind: CallerKind::User { name: user.name.clone() },
-            arn: arn.to_string(),
-            user_id: user.id.clone(),
-            account,
-            token_issued_at: None,
-        });
+        return Some(Caller::user(account, &user.name, &user.id, arn));
     }
     let rest = arn.strip_prefix(&format!("arn:aws:sts::{account}:assumed-role/"))?;
     let (role_name, session_name) = rest.split_once('/')?;
     if role_name == instance_credentials::ROLE_NAME {
-        return Some(Caller {
-            kind: CallerKind::Instance { session_name: session_name.to_string() },
-            arn: arn.to_string(),
-            user_id: instance_credentials::user_id(&account, arn),
-            account,
-            token_issued_at: None,
-        });
+        return Some(instance_credentials::caller(account, arn));
     }
     let role = snapshot.state().role(role_name)?;
-    Some(Caller {
-        kind: CallerKind::AssumedRole { role_name: role.name.clone(), session_name: session_name.to_string() },
-        arn: arn.to_string(),
-        user_id: format!("{}:{session_name}", role.id),
-        account,
-        token_issued_at: None,
-    })
+    Some(Caller::role_session(account, &role.name, &role.id, session_name))
 }
 
 impl RoleGate for IamRoleGate {
@@ -119,12 +109,7 @@ impl RoleGate for IamRoleGate {
     }
 
     fn ecs_can_assume(&self, ctx: &RequestContext, role_arn: &str) -> bool {
-        let snapshot = self.iam.snapshot();
-        role_arn.split(':').nth(4) == Some(ctx.account.as_str())
-            && snapshot
-                .state()
-                .role_by_arn(role_arn)
-                .is_some_and(|role| trust::evaluate(role, Assumer::Service(ECS_TASKS)) == TrustDecision::AllowedByName)
+        assumable_by_ecs_tasks(&self.iam.snapshot(), ctx, role_arn).is_ok()
     }
 
     fn task_credentials(

@@ -212,10 +212,14 @@ struct ServerArgs {
 /// The server's private registry logins (`--private-registries`).
 fn private_registries(args: &ServerArgs) -> anyhow::Result<berth_server::ecr::RegistryLogins> {
     let Some(path) = &args.private_registries else { return Ok(Default::default()) };
+    Ok(berth_server::ecr::RegistryLogins::new(read_registry_logins(path)?.into_iter().map(|(host, l)| (host, l.username, l.password))))
+}
+
+/// A `{"host:port": {"username": ..., "password": ...}}` file
+/// (`--registry-auth`, `--private-registries`).
+fn read_registry_logins(path: &std::path::Path) -> anyhow::Result<std::collections::BTreeMap<String, RegistryLogin>> {
     let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let raw: std::collections::BTreeMap<String, RegistryLogin> =
-        serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
-    Ok(berth_server::ecr::RegistryLogins::new(raw.into_iter().map(|(host, l)| (host, l.username, l.password))))
+    serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))
 }
 
 /// The service controller over `ecs`'s store and agent liveness, running
@@ -383,10 +387,7 @@ fn agent_config(
     let registry_auth = match &host.registry_auth {
         None => Default::default(),
         Some(path) => {
-            let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let raw: std::collections::HashMap<String, RegistryLogin> =
-                serde_json::from_slice(&text).with_context(|| format!("parsing {}", path.display()))?;
-            raw.into_iter().map(|(k, v)| (k, berth_image::Credentials::new(v.username, v.password))).collect()
+            read_registry_logins(path)?.into_iter().map(|(k, v)| (k, berth_image::Credentials::new(v.username, v.password))).collect()
         }
     };
     // Each bridge gets its own nftables table, namespace and veth names, so
